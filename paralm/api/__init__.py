@@ -1,0 +1,1 @@
+"""The one OpenAI-compatible client, shared by QA generation and the judge. Never imports torch."""

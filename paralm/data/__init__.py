@@ -1,0 +1,1 @@
+"""Data layer: shards, index, plan, prompts, collate, DataModules. Never imports paralm.model."""

@@ -1,0 +1,58 @@
+"""The typed batch that flows from collate to the LightningModule.
+
+Shapes (B = batch size, L = padded text length incl. audio placeholders, T = padded feature frames):
+    input_ids        (B, L) long   prompt + answer token ids; each clip's audio is a run of exactly
+                                   `AudioTokenSpec.num_tokens(n_samples)` placeholder ids
+    attention_mask   (B, L) long   1 for real tokens, 0 for padding (left or right padding both valid)
+    labels           (B, L) long   target ids on answer tokens, -100 everywhere else (prompt, audio, pad)
+    features         (B, C, T)     log-mel (C = n_mels) or waveform (C = 1), zero-padded past each clip
+    feature_lengths  (B,) long     real feature frames per clip
+    audio_token_counts (B,) long   placeholder tokens per clip (what collate inserted)
+    encoder_states   (B, F, D)     optional cached encoder output (frozen encoders); then `features`
+                                   may be empty and `encoder_lengths` (B,) gives real frames
+Per-sample metadata lists have length B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    features: torch.Tensor
+    feature_lengths: torch.Tensor
+    audio_token_counts: torch.Tensor
+    keys: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    question_types: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    meta: list[dict] = field(default_factory=list)
+    audio_seconds: torch.Tensor | None = None
+    encoder_states: torch.Tensor | None = None
+    encoder_lengths: torch.Tensor | None = None
+    prompt_lengths: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Batch:
+        """Tensors to `device`; floating tensors (features, encoder states) also to `dtype` if given."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device)
+                if dtype is not None and v.is_floating_point():
+                    v = v.to(dtype)
+            out[f.name] = v
+        return replace(self, **out)
+
+    def num_answer_tokens(self) -> int:
+        return int((self.labels != -100).sum())

@@ -1,0 +1,1 @@
+"""paralm.eval."""

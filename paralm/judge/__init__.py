@@ -1,0 +1,1 @@
+"""LLM-as-judge: rubrics, strict reply parsing, judging through paralm.api. Never imports torch."""

@@ -1,0 +1,213 @@
+"""The LightningModule: one shared step for train/val/test around a plain `SpeechLM`.
+
+Precision policy: on CPU everything is fp32. On GPU the frozen base weights are cast to bf16 while the
+trained parts (projector, LoRA adapters, fully trained components) and the optimiser stay fp32; run the
+Trainer with `precision: bf16-mixed` so matmuls autocast to bf16.
+Checkpoints hold only the trained parameters (see `on_save_checkpoint`), plus Lightning's optimiser,
+scheduler, loop and datamodule state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from paralm.audio import AudioTokenSpec
+from paralm.data.batch import Batch
+from paralm.model.config import SpeechLMConfig
+from paralm.model.llm import build_tokenizer
+from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
+from paralm.optim import OptimConfig, build_optimizer
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding settings for `generate()` (evaluation and the judge callback).
+
+    Args:
+        max_new_tokens: upper bound on generated tokens per answer.
+        do_sample: sample instead of greedy decoding.
+        temperature: sampling temperature (used when do_sample).
+        top_p: nucleus sampling mass (used when do_sample).
+    """
+
+    max_new_tokens: int = 48
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass
+class RuntimeConfig:
+    """How the model runs.
+
+    Args:
+        frozen_dtype: dtype of frozen base weights: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, about a third slower).
+        compile: wrap the LLM forward with torch.compile.
+        chunked_ce: compute the loss in chunks of this many tokens (0 = at once; saves memory on large vocabularies).
+    """
+
+    frozen_dtype: str = "auto"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    chunked_ce: int = 0
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample summed next-token loss and answer-token count. (B, L, V), (B, L) -> (B,), (B,)."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    mask = shift_labels != -100
+    flat_logits = shift_logits.reshape(-1, shift_logits.shape[-1])
+    flat_labels = shift_labels.reshape(-1)
+    if chunk and flat_labels.numel() > chunk:
+        parts = [F.cross_entropy(flat_logits[i:i + chunk], flat_labels[i:i + chunk], ignore_index=-100,
+                                 reduction="none") for i in range(0, flat_labels.numel(), chunk)]
+        per_token = torch.cat(parts)
+    else:
+        per_token = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="none")
+    per_token = per_token.view_as(shift_labels) * mask
+    return per_token.sum(dim=1), mask.sum(dim=1)
+
+
+class SpeechLMModule(pl.LightningModule):
+    """Encoder -> projector -> LLM with LoRA, trained on answer tokens only.
+
+    Args:
+        model: the SpeechLM architecture (encoder, projector, LLM, trainability per component).
+        optim: optimiser and learning-rate schedule.
+        generation: decoding settings used by `generate()`.
+        runtime: precision, gradient checkpointing, compile.
+    """
+
+    def __init__(
+        self,
+        model: SpeechLMConfig,
+        optim: OptimConfig = OptimConfig(),
+        generation: GenerationConfig = GenerationConfig(),
+        runtime: RuntimeConfig = RuntimeConfig(),
+    ) -> None:
+        super().__init__()
+        self.model_config = model
+        self.optim_config = optim
+        self.generation_config = generation
+        self.runtime = runtime
+        # Plain dicts only: checkpoints must load with weights_only=True.
+        self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim),
+                                   "generation": asdict(generation), "runtime": asdict(runtime)})
+        self.tokenizer = build_tokenizer(model.llm, model.placeholder_token)
+        self.audio_token_spec: AudioTokenSpec = audio_token_spec_for(model, self.tokenizer)
+        self.net: SpeechLM | None = None
+        self.strict_loading = False  # the trained subset is loaded strictly in on_load_checkpoint
+        self.source_names: list[str] = []
+        self._source_sums: dict[str, list[float]] = {}
+
+    # ---- model life cycle -------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Build (and load) the network lazily so that any config parses without its model folders."""
+        if self.net is not None:
+            return
+        self.net = SpeechLM.from_config(self.model_config, tokenizer=self.tokenizer)
+        dtype = self.runtime.frozen_dtype
+        on_gpu = self.device.type == "cuda" or (self._trainer is not None and self.trainer.root_device.type == "cuda")
+        if dtype == "bf16" or (dtype == "auto" and on_gpu):
+            self.net.cast_frozen(torch.bfloat16)
+        if self.runtime.gradient_checkpointing:
+            self.net.enable_gradient_checkpointing()
+        if self.runtime.compile:
+            self.net.llm.forward = torch.compile(self.net.llm.forward)
+
+    def on_fit_start(self) -> None:
+        if self.global_rank == 0:
+            print(self.net.trainable_report())
+
+    # ---- the shared step ----------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.net(batch.input_ids, batch.attention_mask, batch.features, batch.feature_lengths,
+                        encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
+
+    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+        logits = self(batch)
+        sums, counts = token_losses(logits, batch.labels, self.runtime.chunked_ce)
+        n_tokens = counts.sum().clamp(min=1)
+        loss = sums.sum() / n_tokens
+        bs = len(batch)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        self._accumulate_sources(batch.sources, sums.detach(), counts.detach())
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # ---- per-source losses (aggregated across ranks with a fixed shape, so an absent source never hangs) --
+    def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        for name, s, c in zip(sources, sums.tolist(), counts.tolist()):
+            acc = self._source_sums.setdefault(name, [0.0, 0.0])
+            acc[0] += s
+            acc[1] += c
+
+    def _log_sources(self, stage: str) -> None:
+        names = sorted(set(self.source_names) | set(self._source_sums))
+        if self.trainer.world_size > 1:
+            names = sorted(set(self.source_names))  # must be identical on every rank
+        if not names:
+            return
+        local = torch.tensor([self._source_sums.get(n, [0.0, 0.0]) for n in names], dtype=torch.float64,
+                             device=self.device)
+        total = self.all_gather(local).reshape(-1, len(names), 2).sum(0) if self.trainer.world_size > 1 else local
+        for name, (s, c) in zip(names, total.tolist()):
+            if c > 0:
+                self.log(f"{stage}/loss_{name}", s / c, rank_zero_only=True, sync_dist=False)
+        self._source_sums.clear()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_sources("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_sources("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_sources("test")
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        self.source_names = list(getattr(dm, "source_names", []) or [])
+
+    # ---- optimisation ---------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1000
+        opt, sched = build_optimizer(self.net, self.optim_config, max(1, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoints hold only what was trained -------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = {f"net.{k}": v.detach().cpu() for k, v in self.net.trainable_state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.configure_model()
+        state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()}
+        self.net.load_trainable_state_dict(state, strict=True)
+        checkpoint["state_dict"] = {}  # already loaded, strictly, above
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: Batch, **overrides) -> list[str]:
+        """Answers for a generation batch (left-padded prompts without answers). Returns B strings."""
+        cfg = {**asdict(self.generation_config), **overrides}
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            return self.net.generate(batch.input_ids, batch.attention_mask, batch.features, batch.feature_lengths,
+                                     encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths, **cfg)
+        finally:
+            self.net.train(was_training)

@@ -1,0 +1,1 @@
+"""Plain nn.Modules: encoder -> projector -> LLM. No Lightning, no loss."""
