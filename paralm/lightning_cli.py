@@ -8,6 +8,7 @@ datamodule: the data layer never imports the model, it is told how many audio to
 from __future__ import annotations
 
 import os
+import sys
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -32,13 +33,14 @@ class ParalmCLI(LightningCLI):
 
 def trainer_defaults() -> dict:
     return {
-        "plugins": [AtomicCheckpointIO()],
+        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
         "default_root_dir": os.environ.get("PARALM_RUNS_DIR", "runs"),
     }
 
 
 def run_lightning_cli(argv: list[str]) -> int:
     os.environ.setdefault("WANDB_MODE", "offline")  # W&B stays offline unless a config says online
+    sys.argv = sys.argv[:1]  # argv is passed explicitly; LightningCLI warns when both are set
     ParalmCLI(
         SpeechLMModule,
         MixtureDataModule,

@@ -113,7 +113,7 @@ class SpeechLMModule(pl.LightningModule):
             return
         self.net = SpeechLM.from_config(self.model_config, tokenizer=self.tokenizer)
         dtype = self.runtime.frozen_dtype
-        on_gpu = self.device.type == "cuda" or (self._trainer is not None and self.trainer.root_device.type == "cuda")
+        on_gpu = self.device.type == "cuda" or (self._trainer is not None and self.trainer.strategy.root_device.type == "cuda")
         if dtype == "bf16" or (dtype == "auto" and on_gpu):
             self.net.cast_frozen(torch.bfloat16)
         if self.runtime.gradient_checkpointing:

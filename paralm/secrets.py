@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_NAME = re.compile(r"(api[_-]?key|secret|password|(?<![a-z])token(?!s|izer|_id|_count|_budget))", re.I)
+SECRET_NAME = re.compile(r"(^|_)(api[_-]?key|secret|password|passwd|access_token|auth_token|hf_token|bearer)$|^token$",
+                         re.I)
 KEY_SHAPE = re.compile(r"^(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S{16,})$")
 ALLOWED_NAME_SUFFIX = ("_env",)  # e.g. api_key_env: the NAME of an environment variable, not a key
 
