@@ -1,0 +1,222 @@
+"""`paralm data generate`: parsing, filters, leakage, template backend, label permutation, output shards.
+
+Also holds the helpers the other generation tests import (`clip_metas`, `write_clips`, `scripted_reply`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from paralm.creation.gen_inputs import GenInput, input_from_meta, permute_labels
+from paralm.creation.generate import GenerateConfig, generate
+from paralm.creation.qa_filters import FilterConfig, filter_pairs
+from paralm.creation.qa_leakage import EvalSets
+from paralm.creation.qa_parse import InvalidGeneration, parse_pairs
+from paralm.creation.qa_template import template_pairs
+from paralm.data.index import ShardIndex
+from paralm.data.reader import iter_samples
+from paralm.data.schema import EMOTIONS, validate_sample
+from paralm.data.shards import write_shards
+
+SENTENCES = ["I got the job today", "We missed the last train home", "Nobody told me about the meeting",
+             "The package arrives on Monday", "I heard a noise downstairs", "You finished the whole marathon?",
+             "The soup tastes like old socks", "My sister is moving to Canada", "They cancelled the concert again",
+             "I found my keys in the fridge", "Our team won the final", "The printer is jammed once more"]
+
+
+def clip_metas(n: int, special: dict[int, str] | None = None) -> list[dict]:
+    """`n` clips with distinct transcripts and gold + predicted labels; `special` overrides transcripts."""
+    metas = []
+    for i in range(n):
+        text = (special or {}).get(i, f"{SENTENCES[i % len(SENTENCES)]} number {i}")
+        emotion = EMOTIONS[i % len(EMOTIONS)]
+        labels = {"emotion": emotion, "arousal": round(0.1 + 0.07 * i % 0.8, 3), "valence": round(0.9 - 0.06 * i % 0.8, 3)}
+        metas.append({"key": f"clip{i:03d}", "transcript": text, "duration": 0.5, "corpus": "toy", "split": "train",
+                      "labels": {"gold": labels, "pred": {"ann": {**labels, "emotion": EMOTIONS[(i + 1) % 7]}}}})
+    return metas
+
+
+def _flac(seed: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.random.default_rng(seed).uniform(-0.1, 0.1, 8000).astype(np.float32), 16000, format="FLAC")
+    return buf.getvalue()
+
+
+def write_clips(root: Path, metas: list[dict]) -> Path:
+    write_shards([(m, _flac(i), "flac") for i, m in enumerate(metas)], root)
+    return root
+
+
+def prompt_fields(body: dict) -> tuple[str, str, int]:
+    """(speech text, emotion, pairs asked) read back from a generation request."""
+    user = body["messages"][-1]["content"]
+    speech = re.search(r"\):\n(.*?)\n\nParalinguistic", user, re.S).group(1)
+    emotion = re.search(r"^emotion: (\w+)", user, re.M).group(1)
+    n = int(re.search(r"Write (\d+) question", user).group(1))
+    return speech, emotion, n
+
+
+def scripted_reply(body: dict) -> str:
+    """A generator that answers with valid pairs, plus one pair per filter trap; transcripts containing
+    'gibberish' always get prose, 'wrongshape' valid JSON of the wrong shape, and 'flaky' prose on the
+    first sample only."""
+    speech, emotion, n = prompt_fields(body)
+    if "gibberish" in speech or ("flaky" in speech and body.get("seed") == 0):
+        return "Sure! Here are some great questions about the clip, enjoy."
+    if "wrongshape" in speech:
+        return json.dumps({"questions": ["What?"]})
+    pairs = [{"type": "C", "question": "What does the speaker talk about?", "answer": f"They say: {speech}"},
+             {"type": "CP", "question": "Why might the speaker feel this way?",
+              "answer": f"They sound {emotion} because of what they describe: {speech}"},
+             {"type": "DP", "question": "Which emotion comes through in the voice?", "answer": f"The speaker sounds {emotion}."},
+             {"type": "DP", "question": "According to the transcript, what happened?", "answer": "Something happened."},
+             {"type": "DP", "question": "Which emotion comes through in the voice?", "answer": f"The speaker sounds {emotion}."}]
+    return "```json\n" + json.dumps({"pairs": pairs[: max(n, 5)]}) + "\n```"
+
+
+# --- parsing ---------------------------------------------------------------------------------
+def test_parser_finds_json_in_fences_and_prose_and_names_what_is_wrong():
+    pair = {"type": "dp", "question": " How  do they sound? ", "answer": "Sad."}
+    assert parse_pairs("Here you go:\n```json\n" + json.dumps({"pairs": [pair]}) + "\n```", 1, 3).pairs == [
+        {"type": "DP", "question": "How do they sound?", "answer": "Sad."}]
+    assert len(parse_pairs("Pairs: " + json.dumps([pair, pair]) + " hope it helps", 1, 3).pairs) == 2
+    for text, reason in [("no json at all", "not_json"), ('{"foo": 1}', "schema_invalid"),
+                         (json.dumps({"pairs": [pair, {"type": "X", "question": "q", "answer": "a"}]}), "too_few_pairs")]:
+        with pytest.raises(InvalidGeneration) as err:
+            parse_pairs(text, 2, 6)
+        assert err.value.reason == reason
+
+
+def test_parser_counts_malformed_and_surplus_pairs():
+    good = {"type": "C", "question": "q", "answer": "a"}
+    parsed = parse_pairs(json.dumps({"pairs": [good, {"type": "C"}, good, good]}), 1, 2)
+    assert len(parsed.pairs) == 2 and parsed.dropped == {"malformed_pair": 1, "over_limit": 1}
+
+
+# --- filters ---------------------------------------------------------------------------------
+def test_filters_drop_each_kind_of_bad_pair_and_count_it_by_reason():
+    pairs = [
+        {"type": "DP", "question": "What emotion does the speaker express?", "answer": "They sound sad."},
+        {"type": "DP", "question": "What emotion does the speaker express?", "answer": "They sound sad."},
+        {"type": "DP", "question": "What emotion does the speaker express?", "answer": "They sound quite sad."},
+        {"type": "DP", "question": "Which emotion is the speaker expressing?", "answer": "Sadness, mostly."},
+        {"type": "C", "question": "What does the text say about the job?", "answer": "They got it."},
+        {"type": "C", "question": "Based on the transcript, where are they?", "answer": "At home."},
+        {"type": "DP", "question": "What is the speaker's valence?", "answer": "Valence is 0.21."},
+        {"type": "CP", "question": "Why are they upset?", "answer": " ".join(["word"] * 61)},
+        {"type": "C", "question": "What does the speaker say about the job?", "answer": "That they got it."},
+    ]
+    res = filter_pairs(pairs, FilterConfig())
+    assert res.dropped == {"exact_duplicate": 1, "near_duplicate": 1, "paraphrase": 1, "assumes_transcript": 3,
+                           "answer_too_long": 1}
+    assert [p["question"] for p in res.kept] == ["What emotion does the speaker express?",
+                                                 "What does the speaker say about the job?"]
+
+
+def test_leakage_check_drops_a_pair_copied_from_an_eval_set_and_eval_clips_by_key():
+    eval_meta = {"key": "evalclip", "qa": [{"question": "Why does the speaker sound so tense here?",
+                                            "answer": "Because the deadline moved up and they are anxious about it."}]}
+    sets = EvalSets.from_metas([eval_meta])
+    copied = {"type": "CP", "question": "Why does the speaker sound so tense?",
+              "answer": "Because the deadline moved up and they are anxious about it."}
+    fresh = {"type": "DP", "question": "How does the speaker sound?", "answer": "Calm and content."}
+    res = filter_pairs([copied, fresh], FilterConfig(), sets.leaks_text)
+    assert res.dropped == {"leak_text": 1} and res.kept == [fresh]
+    assert sets.leaks_key(GenInput("evalclip", "x")) and sets.leaks_key(GenInput("evalclip_w001", "x", parents=("evalclip",)))
+    assert not sets.leaks_key(GenInput("other", "x"))
+
+
+# --- template backend and inputs --------------------------------------------------------------
+def test_template_backend_gives_all_three_types_deterministically_by_seed():
+    inp = input_from_meta(clip_metas(3)[2], "gold")
+    first, again, other = template_pairs(inp, 0), template_pairs(inp, 0), template_pairs(inp, 1)
+    assert first == again and {p["type"] for p in first} == {"C", "CP", "DP"}
+    assert 3 <= len(first) <= 6
+    assert any(template_pairs(inp, s) != first for s in range(1, 6)) or first != other
+    emotion = inp.emotion
+    for p in first:
+        if p["type"] in ("CP", "DP"):
+            assert emotion in p["answer"]
+        if p["type"] == "CP":
+            assert "nobody told them about the meeting" in p["answer"].lower()
+        if p["type"] == "C":
+            assert "meeting" in p["answer"]
+
+
+def test_permute_labels_changes_labels_but_not_transcripts():
+    inputs = [input_from_meta(m, "gold") for m in clip_metas(12)]
+    permuted = permute_labels(inputs, seed=3)
+    assert [x.transcript for x in permuted] == [x.transcript for x in inputs]
+    assert [x.key for x in permuted] == [x.key for x in inputs]
+    assert sum(a.labels != b.labels for a, b in zip(inputs, permuted, strict=True)) >= 6
+    canon = lambda xs: sorted(json.dumps(x.labels, sort_keys=True) for x in xs)  # noqa: E731
+    assert canon(permuted) == canon(inputs)
+    assert permute_labels(inputs, seed=3) == permuted and permute_labels(inputs, seed=4) != permuted
+
+
+def test_label_source_picks_gold_or_an_annotator():
+    meta = clip_metas(1)[0]
+    assert input_from_meta(meta, "gold").emotion == EMOTIONS[0]
+    assert input_from_meta(meta, "pred:ann").emotion == EMOTIONS[1]
+    with pytest.raises(ValueError, match="gold"):
+        GenerateConfig(labels="none")
+
+
+def test_template_run_writes_implicit_shards_with_valid_pairs(tmp_path):
+    metas = clip_metas(6)
+    metas[4]["transcript"] = ""  # cannot be described: listed as failed, not written
+    src = write_clips(tmp_path / "src", metas)
+    report = generate(src, tmp_path / "out", GenerateConfig(backend="template", labels="pred:ann", seed=5), quiet=True)
+    index = ShardIndex.load(tmp_path / "out")
+    assert [r.key for r in index.samples] == [m["key"] for i, m in enumerate(metas) if i != 4]
+    assert {r.source_kind for r in index.samples} == {"implicit"}
+    for row, meta, _ in iter_samples(index):
+        validate_sample(meta)
+        assert set(row.qa_types) == {"C", "CP", "DP"}
+        assert all(p["origin"] == "template" and p["generator"]["backend"] == "template" for p in meta["qa"])
+        assert meta["provenance"]["generate"]["labels"] == "pred:ann"
+    failures = [json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert failures == [{"key": "clip004", "reason": "no_transcript", "detail": failures[0]["detail"]}]
+    assert report["clips"]["written"] == 5 and report["failures"] == {"no_transcript": 1}
+    assert report["pairs"]["total"] == sum(len(m["qa"]) for _, m, _ in iter_samples(index))
+
+
+def test_eval_clips_are_never_generated_for(tmp_path):
+    metas = clip_metas(4)
+    src = write_clips(tmp_path / "src", metas)
+    evals = write_clips(tmp_path / "eval", [dict(metas[1], qa=[{"question": "q?", "answer": "a.", "type": "C",
+                                                                 "origin": "human"}])])
+    report = generate(src, tmp_path / "out", GenerateConfig(backend="template", eval_sets=[str(evals)]), quiet=True)
+    assert [r.key for r in ShardIndex.load(tmp_path / "out").samples] == ["clip000", "clip002", "clip003"]
+    assert report["clips"]["leak_key"] == 1
+
+
+def test_condensed_window_tells_the_generator_which_part_was_labelled_and_who_its_parent_is():
+    meta = dict(clip_metas(1)[0], key="clip000_w002", window={"parent": "clip000", "index": 2,
+                                                              "centre": [4.0, 6.0], "cut": [3.0, 7.0]})
+    inp = input_from_meta(meta, "gold")
+    assert inp.parents == ("clip000",) and inp.label_span == (1.0, 3.0)
+    assert EvalSets(keys=["clip000"]).leaks_key(inp)
+
+
+def test_journal_cuts_a_torn_line_and_refuses_other_settings(tmp_path):
+    from paralm.creation.gen_journal import Journal, JournalMismatch
+
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path, {"backend": "template", "seed": 0})
+    journal.append({"key": "a", "status": "ok", "pairs": []})
+    with open(path, "ab") as f:
+        f.write(b'{"key": "b", "status": "o')  # a kill in the middle of a write
+    again = Journal(path, {"backend": "template", "seed": 0})
+    assert set(again.records) == {"a"}
+    again.append({"key": "c", "status": "ok", "pairs": []})
+    assert set(Journal(path, {"backend": "template", "seed": 0}).records) == {"a", "c"}
+    with pytest.raises(JournalMismatch, match="seed"):
+        Journal(path, {"backend": "template", "seed": 1})
