@@ -133,6 +133,9 @@ class SpeechLMModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         logits = self(batch)
         sums, counts = token_losses(logits, batch.labels, self.runtime.chunked_ce)
+        real = torch.tensor([not m.get("is_pad", False) for m in batch.meta] or [True] * len(batch),
+                            device=sums.device)
+        sums, counts = sums * real, counts * real  # stand-in items (see MixtureDataModule) never count
         n_tokens = counts.sum().clamp(min=1)
         loss = sums.sum() / n_tokens
         bs = len(batch)

@@ -148,12 +148,15 @@ class SpeechLMConfig:
         projector: the frame-stacking adapter.
         llm: the language model and its tokenizer.
         placeholder_token: text form of the audio placeholder; each clip becomes a run of it in the prompt.
+        base_init_seed: seed of components created from a config dict (random weights), so a rebuilt model
+            has exactly the frozen weights the checkpoint was trained with; trained parts follow the run seed.
     """
 
     encoder: EncoderConfig
     projector: ProjectorConfig
     llm: LLMConfig
     placeholder_token: str = "<|audio|>"
+    base_init_seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,4 +169,5 @@ class SpeechLMConfig:
             projector=ProjectorConfig(**data["projector"]),
             llm=LLMConfig(**data["llm"]),
             placeholder_token=data.get("placeholder_token", "<|audio|>"),
+            base_init_seed=int(data.get("base_init_seed", 0)),
         )

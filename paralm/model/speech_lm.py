@@ -82,8 +82,10 @@ class SpeechLM(nn.Module):
         """Load or create every component, size the projector from both ends, apply trainability."""
         tok = tokenizer if tokenizer is not None else build_tokenizer(cfg.llm, cfg.placeholder_token)
         placeholder_id(tok, cfg.placeholder_token)  # fail before any weights load
-        encoder = build_encoder(cfg.encoder)
-        llm = load_llm(cfg.llm, tok)
+        with torch.random.fork_rng(devices=[]):  # random-init bases are reproducible; the run's RNG is untouched
+            torch.manual_seed(cfg.base_init_seed)
+            encoder = build_encoder(cfg.encoder)
+            llm = load_llm(cfg.llm, tok)
         projector = build_projector(cfg.projector, encoder.hidden_size, llm.get_input_embeddings().embedding_dim)
         apply_mode(ENCODER_MODES, "encoder", encoder.lora_root(), cfg.encoder.trainable, cfg.encoder.lora)
         for param in encoder.fixed_parameters():

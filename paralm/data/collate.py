@@ -1,0 +1,198 @@
+"""Collate decoded samples into a typed `Batch`.
+
+Why here (in dataloader workers) and at natural length: log-mel is cheap and parallel in workers, and
+padding only to the longest clip of a duration-bucketed batch keeps most encoder frames useful;
+padding every clip to 30 s wastes most of the encoder's work on short clips.
+
+Per item: log-mel (C, T_i) -> pad to (C, max T_i); prompt = chat template of the user turn with the
+audio placeholder expanded to exactly `audio_spec.num_tokens(n_samples)` placeholder ids; answer =
+answer ids + eos.
+  training   : input_ids = prompt + answer, labels = -100 on the prompt and padding, answer ids on the
+               answer; right padding.
+  generation : input_ids = prompt only, left padding (so new tokens append on the right of every row),
+               labels all -100; the answers stay in `batch.references`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from paralm.audio import AudioTokenSpec, log_mel
+from paralm.data.batch import Batch
+from paralm.data.prompts import PromptConfig, build_messages, lookup_metadata, render_prompt, warn_if_oracle
+
+if TYPE_CHECKING:
+    from paralm.data.reader import LoadedSample
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class FeedItem:
+    """One decoded sample and which of its QA pairs to use.
+
+    Args:
+        sample: the decoded clip and its metadata.
+        qa_index: index into sample.meta["qa"].
+        source: name of the source it came from.
+        is_pad: a filler copy (keeps batch or rank counts equal); metrics must skip it.
+    """
+
+    sample: LoadedSample
+    qa_index: int
+    source: str
+    is_pad: bool = False
+
+
+@dataclass
+class _Encoded:
+    prompt: list[int]
+    answer: list[int]
+    features: torch.Tensor
+    n_tokens: int
+    missing: bool
+
+
+class Collator:
+    """list[FeedItem] -> Batch (see paralm.data.batch for shapes).
+
+    Args:
+        tokenizer: a transformers tokenizer that maps `audio_spec.placeholder_token` to
+            `audio_spec.placeholder_token_id` and has an eos token.
+        audio_spec: how many placeholder tokens a clip becomes, and the feature front end.
+        prompt: prompt mode and metadata source.
+        for_generation: left padding and no answer in input_ids.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        audio_spec: AudioTokenSpec,
+        prompt: PromptConfig | None = None,
+        for_generation: bool = False,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.audio_spec = audio_spec
+        self.prompt = prompt or PromptConfig()
+        self.for_generation = for_generation
+        mapped = tokenizer.convert_tokens_to_ids(audio_spec.placeholder_token)
+        if mapped != audio_spec.placeholder_token_id or mapped is None or mapped < 0:
+            raise ValueError(
+                f"tokenizer maps placeholder {audio_spec.placeholder_token!r} to {mapped}, but the audio spec "
+                f"says {audio_spec.placeholder_token_id}; add it as a special token and rebuild the spec"
+            )
+        if tokenizer.eos_token_id is None:
+            raise ValueError("tokenizer has no eos token; answers need one to mark their end")
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
+        self._use_special = not getattr(tokenizer, "chat_template", None)
+        warn_if_oracle(self.prompt)
+
+    def __call__(self, items: list[FeedItem]) -> Batch:
+        return self.collate(items)[0]
+
+    def collate(self, items: list[FeedItem]) -> tuple[Batch, int]:
+        """The batch and how many items lacked their metadata source (explicit mode only)."""
+        if not items:
+            raise ValueError("cannot collate an empty list of items")
+        encoded = [self._encode(it) for it in items]
+        input_ids, attention_mask, labels = self._pad_text(encoded)
+        batch = Batch(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            features=_pad_features([e.features for e in encoded]),
+            feature_lengths=torch.tensor([e.features.shape[-1] for e in encoded], dtype=torch.long),
+            audio_token_counts=torch.tensor([e.n_tokens for e in encoded], dtype=torch.long),
+            keys=[it.sample.key for it in items],
+            sources=[it.source for it in items],
+            question_types=[str(self._qa(it).get("type", "")) for it in items],
+            questions=[str(self._qa(it)["question"]) for it in items],
+            references=[str(self._qa(it)["answer"]) for it in items],
+            meta=[self._item_meta(it, e) for it, e in zip(items, encoded, strict=True)],
+            audio_seconds=torch.tensor(
+                [len(it.sample.audio) / it.sample.sample_rate for it in items], dtype=torch.float32
+            ),
+            prompt_lengths=torch.tensor([len(e.prompt) for e in encoded], dtype=torch.long),
+        )
+        return batch, sum(e.missing for e in encoded)
+
+    @staticmethod
+    def _qa(item: FeedItem) -> dict:
+        return item.sample.meta["qa"][item.qa_index]
+
+    def _encode(self, item: FeedItem) -> _Encoded:
+        qa = self._qa(item)
+        spec = self.audio_spec
+        messages = build_messages(qa["question"], item.sample.meta, self.prompt, spec.placeholder_token)
+        text = render_prompt(self.tokenizer, messages)
+        ids = self.tokenizer(text, add_special_tokens=self._use_special)["input_ids"]
+        n_tokens = spec.num_tokens(len(item.sample.audio))
+        prompt = _expand_placeholder(list(ids), spec.placeholder_token_id, n_tokens)
+        answer = list(self.tokenizer(str(qa["answer"]), add_special_tokens=False)["input_ids"])
+        answer.append(int(self.tokenizer.eos_token_id))
+        missing = (
+            self.prompt.uses_metadata and lookup_metadata(item.sample.meta, self.prompt.metadata) is None
+        )
+        feats = log_mel(item.sample.audio, spec.features)  # (n,) -> (C, T_i)
+        return _Encoded(prompt, answer, feats, n_tokens, missing)
+
+    def _item_meta(self, item: FeedItem, enc: _Encoded) -> dict:
+        meta, qa = item.sample.meta, self._qa(item)
+        return {
+            "key": item.sample.key,
+            "shard": item.sample.shard,
+            "corpus": meta.get("corpus", ""),
+            "qa_index": item.qa_index,
+            "origin": qa.get("origin", ""),
+            "labels": meta.get("labels", {}),
+            "is_pad": item.is_pad,
+            "prompt": self.prompt.describe(),
+            "metadata_missing": enc.missing,
+        }
+
+    def _pad_text(self, encoded: list[_Encoded]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L) input_ids, attention_mask, labels; right padding for training, left for generation."""
+        rows, targets = [], []
+        for e in encoded:
+            if self.for_generation:
+                rows.append(e.prompt)
+                targets.append([IGNORE_INDEX] * len(e.prompt))
+            else:
+                rows.append(e.prompt + e.answer)
+                targets.append([IGNORE_INDEX] * len(e.prompt) + e.answer)
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        for b, (row, tgt) in enumerate(zip(rows, targets, strict=True)):
+            span = slice(width - len(row), width) if self.for_generation else slice(0, len(row))
+            ids[b, span] = torch.tensor(row, dtype=torch.long)
+            mask[b, span] = 1
+            labels[b, span] = torch.tensor(tgt, dtype=torch.long)
+        return ids, mask, labels
+
+
+def _expand_placeholder(ids: list[int], placeholder_id: int, n: int) -> list[int]:
+    """Replace the single placeholder id in `ids` with a run of `n` of them."""
+    where = [i for i, t in enumerate(ids) if t == placeholder_id]
+    if len(where) != 1:
+        raise ValueError(
+            f"the rendered prompt holds the audio placeholder id {placeholder_id} {len(where)} times, "
+            "expected exactly once; check the chat template and that the question text has no placeholder"
+        )
+    i = where[0]
+    return ids[:i] + [placeholder_id] * n + ids[i + 1 :]
+
+
+def _pad_features(feats: list[torch.Tensor]) -> torch.Tensor:
+    """list of (C, T_i) -> (B, C, max T_i), zeros past each clip."""
+    channels = feats[0].shape[0]
+    width = max(f.shape[-1] for f in feats)
+    out = torch.zeros(len(feats), channels, width, dtype=torch.float32)
+    for b, f in enumerate(feats):
+        out[b, :, : f.shape[-1]] = f
+    return out
