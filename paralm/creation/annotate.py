@@ -1,0 +1,215 @@
+"""`paralm data annotate S --out S2 --annotator SPEC [--annotator SPEC ...] [--folds K] [--device auto]`.
+
+Runs annotators (see paralm/creation/annotators) over a shard set and writes each one's prediction to
+`labels.pred[<id>]` in a new shard set. Annotators run in the order given, so an ensemble listed
+after its members combines their fresh predictions.
+
+Annotators fitted on the corpus (`FittableAnnotator`, e.g. acoustic_fit) are first fitted on the
+training split's gold labels, then:
+  * samples of other splits get `labels.pred[<id>]` from the model fitted on the whole training split;
+  * with `--folds K`, each training sample gets `labels.pred[<id>@oof]` from a model fitted on the
+    other K-1 folds (folds grouped by speaker, recorded as `fold` in the prediction); without
+    `--folds`, training samples get no prediction from it at all (counted), because a model must never
+    label its own training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from paralm.creation.annotators import (
+    ANNOTATORS,
+    Annotator,
+    AnnotatorInput,
+    FittableAnnotator,
+    build_annotator,
+    clean_prediction,
+    parse_spec,
+    resolve_device,
+)
+from paralm.creation.annotators.folds import assign_folds, group_of
+from paralm.creation.stage import StageSample, add_stage_args, read_samples, run_cli, run_stage
+from paralm.data.skips import SkipCounter
+
+SAMPLE_RATE = 16000
+OOF_SUFFIX = "@oof"
+
+
+@dataclass
+class FitPlan:
+    """How fitted annotators are trained and applied.
+
+    Args:
+        train_split: split whose gold labels fit the models (and that gets out-of-fold predictions).
+        folds: K >= 2 for out-of-fold predictions on the training split; 0 = leave it unlabelled.
+        seed: seed of the fold assignment.
+        group_field: metadata field that groups samples by speaker; None = speaker, speaker_id, voice.
+    """
+
+    train_split: str = "train"
+    folds: int = 0
+    seed: int = 0
+    group_field: str | None = None
+
+
+@dataclass
+class FittedPredictions:
+    """Precomputed predictions of one fitted annotator: key -> (label id, prediction)."""
+
+    by_key: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
+
+
+def _inputs(batch: list[StageSample]) -> list[AnnotatorInput]:
+    return [AnnotatorInput(s.key, s.audio, s.sample_rate, s.meta) for s in batch]
+
+
+def _collect(src: Path, fittable: list[FittableAnnotator], batch_size: int, group_field: str | None):
+    """One pass over `src`: (N, F) features per annotator, and (key, split, speaker group, gold) per sample."""
+    feats: dict[str, list[np.ndarray]] = {a.id: [] for a in fittable}
+    rows: list[tuple[str, str, str, dict]] = []
+    batch: list[StageSample] = []
+
+    def flush() -> None:
+        inputs = _inputs(batch)
+        for a in fittable:
+            feats[a.id].append(a.features(inputs))
+        batch.clear()
+
+    for s in read_samples(src, SAMPLE_RATE, SkipCounter()):
+        gold = (s.meta.get("labels") or {}).get("gold") or {}
+        rows.append((s.key, s.meta["split"], group_of(s.meta, group_field), gold))
+        batch.append(s)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return {k: np.concatenate(v) if v else np.zeros((0, 0)) for k, v in feats.items()}, rows
+
+
+def fit_and_predict(a: FittableAnnotator, x: np.ndarray, rows: list, plan: FitPlan) -> FittedPredictions:
+    """Fit `a` on the training split and predict every sample, out-of-fold inside the training split."""
+    train = [i for i, r in enumerate(rows) if r[1] == plan.train_split]
+    other = [i for i, r in enumerate(rows) if r[1] != plan.train_split]
+    if not train:
+        raise ValueError(f"annotator {a.id!r} is fitted on split {plan.train_split!r}, which has no samples")
+    out = FittedPredictions(record={"train_split": plan.train_split, "n_train": len(train), "folds": plan.folds})
+    full = a.fit(x[train], [rows[i][3] for i in train])
+    for i, pred in zip(other, a.predict(full, x[other]) if other else [], strict=True):
+        out.by_key[rows[i][0]] = (a.id, pred)
+    if plan.folds < 2:
+        return out
+    groups = [rows[i][2] for i in train]
+    fold_ids = assign_folds(groups, plan.folds, plan.seed)
+    out.record["fold_sizes"] = [fold_ids.count(f) for f in range(plan.folds)]
+    out.record["fold_seed"] = plan.seed
+    for f in range(plan.folds):
+        fit_rows = [i for i, fid in zip(train, fold_ids, strict=True) if fid != f]
+        held = [i for i, fid in zip(train, fold_ids, strict=True) if fid == f]
+        model = a.fit(x[fit_rows], [rows[i][3] for i in fit_rows])
+        for i, pred in zip(held, a.predict(model, x[held]), strict=True):
+            out.by_key[rows[i][0]] = (a.id + OOF_SUFFIX, {**pred, "fold": f})
+    return out
+
+
+def _write(meta: dict, label_id: str, pred: dict) -> bool:
+    """Store one prediction; returns True when it replaced an earlier one under the same id."""
+    preds = meta.setdefault("labels", {}).setdefault("pred", {})
+    replaced = label_id in preds
+    preds[label_id] = clean_prediction(pred, f"{meta['key']}: labels.pred.{label_id}")
+    return replaced
+
+
+def make_transform(annotators: list[Annotator], fitted: dict[str, FittedPredictions]):
+    """The stage transform: run (or look up) every annotator on each batch, in the order given."""
+
+    def transform(batch: list[StageSample], counts: Counter) -> list[StageSample]:
+        inputs = _inputs(batch)
+        for a in annotators:
+            if a.id in fitted:
+                preds = [fitted[a.id].by_key.get(s.key) for s in batch]
+            else:
+                preds = [(a.id, p) if p else None for p in a.annotate(inputs)]
+            for s, item in zip(batch, preds, strict=True):
+                if item is None:
+                    counts[f"unlabelled:{a.id}"] += 1
+                    continue
+                if _write(s.meta, *item):
+                    counts[f"replaced:{item[0]}"] += 1
+                counts[f"labelled:{item[0]}"] += 1
+        return batch
+
+    return transform
+
+
+def annotate(src: str | Path, out: str | Path, specs: list[str], *, device: str = "auto", plan: FitPlan | None = None,
+             batch_size: int = 16, shard_bytes: int | None = None, quiet: bool = False):
+    """Library entry point of the command; returns the StageReport."""
+    plan = plan or FitPlan()
+    if plan.folds == 1 or plan.folds < 0:
+        raise ValueError(f"--folds must be 0 (no out-of-fold predictions) or >= 2, got {plan.folds}")
+    device = resolve_device(device)
+    annotators = [build_annotator(parse_spec(s), device) for s in specs]
+    ids = [a.id for a in annotators]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"annotator ids must be unique, got {', '.join(ids)}")
+    fittable = [a for a in annotators if isinstance(a, FittableAnnotator)]
+    fitted: dict[str, FittedPredictions] = {}
+    if plan.folds and not fittable and not quiet:
+        print("annotate: --folds has no effect: none of the annotators is fitted on the corpus")
+    if fittable:
+        feats, rows = _collect(Path(src), fittable, batch_size, plan.group_field)
+        fitted = {a.id: fit_and_predict(a, feats[a.id], rows, plan) for a in fittable}
+    record = {a.id: {**a.describe(), **(fitted[a.id].record if a.id in fitted else {}), "device": device}
+              for a in annotators}
+    needs_audio = any(a.needs_audio and a.id not in fitted for a in annotators)
+    kwargs = {"shard_bytes": shard_bytes} if shard_bytes else {}
+    return run_stage(src, out, "annotate", make_transform(annotators, fitted), record=record,
+                     sample_rate=SAMPLE_RATE if needs_audio else None, batch_size=batch_size, quiet=quiet, **kwargs)
+
+
+def kinds_help() -> str:
+    """One line per registered annotator kind: what it is and its spec options."""
+    lines = ["annotator kinds (spec: [ID=]KIND[:key=value,...]):"]
+    for kind, cls in sorted(ANNOTATORS.items()):
+        params = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+                  if p.kind == p.KEYWORD_ONLY and n != "device"]
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {kind:<15} {doc}")
+        lines.append(f"  {'':<15} options: {', '.join(params) or 'none'}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paralm data annotate", description=__doc__.split("\n\n")[0],
+                                epilog=kinds_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stage_args(p)
+    p.add_argument("--annotator", action="append", required=True, metavar="SPEC",
+                   help="[ID=]KIND[:key=value,...]; kinds: hf_categorical, msp_dim, gender, external, "
+                        "ensemble, acoustic, acoustic_fit (repeatable; run in order)")
+    p.add_argument("--folds", type=int, default=0, help="K >= 2: out-of-fold predictions for the training split")
+    p.add_argument("--train-split", default="train", help="split that fitted annotators learn from")
+    p.add_argument("--group-field", default=None, help="speaker field for grouped folds (default: speaker, "
+                                                        "speaker_id, voice)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (registers extra annotator kinds)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    for module in args.plugin:
+        importlib.import_module(module)
+    plan = FitPlan(args.train_split, args.folds, args.seed, args.group_field)
+    return run_cli("paralm data annotate", lambda: annotate(
+        args.src, args.out, args.annotator, device=args.device, plan=plan, batch_size=args.batch_size,
+        shard_bytes=int(args.shard_mb * 2**20)))
