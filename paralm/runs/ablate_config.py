@@ -1,0 +1,289 @@
+"""Ablation files: one shared base (model, optimiser, steps, batch, schedule), seeds, and named rows.
+
+A row = (sources and weights, train prompt mode + metadata source, eval prompt mode + metadata source).
+Every row trains with the same steps, batch size and schedule for every seed, so rows differ only in
+what they are shown. Sources are named, not paths: `general` is the corpus with its annotator
+predictions, `implicit` the template QA pairs generated from its labels, `control` the same pairs
+generated from labels permuted across clips (the data volume of `implicit` without its information).
+
+The metrics are fixed here, before any result exists (see `METRICS`); the report never picks others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paralm.data.prompts import PromptConfig
+from paralm.dataclass_io import from_dict
+from paralm.lit_module import GenerationConfig
+from paralm.model.config import SpeechLMConfig
+from paralm.optim import OptimConfig
+
+SOURCE_NAMES = ("general", "implicit", "control")
+SOURCE_KINDS = {"general": "general", "implicit": "implicit", "control": "implicit"}
+# metric name -> one-line definition (printed in every report)
+METRICS = {
+    "dp_acc": "DP emotion label accuracy: the single emotion the answer names equals the gold emotion",
+    "cp_mention": "CP emotion mention: the single emotion the CP answer names equals the clip's gold emotion",
+    "c_f1": "C token F1 between answer and reference (SQuAD normalisation)",
+}
+_ROW_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass
+class DataSettings:
+    """Where the corpus is and how the derived sources are made.
+
+    Args:
+        general: shard folder of the corpus (general source: transcription, content QA, emotion labels),
+            relative to the working directory.
+        test_split: split evaluated after training (disjoint voices and sentences from training).
+        annotator: annotator spec fitted on the training split for explicit metadata (id = its kind).
+        folds: folds of the out-of-fold training predictions (>= 2).
+        implicit_labels: labels the implicit generator reads: "gold" or "pred:<annotator>".
+        permute_seed: seed of the label permutation that makes the control source.
+        generator_seed: seed of the template generator (same for implicit and control).
+        eval_max_items: evaluate a seeded random subset of this many test questions, the same for every
+            row and seed (None: all of them).
+    """
+
+    general: str = "data/demo/shards/general"
+    test_split: str = "test"
+    annotator: str = "acoustic_fit"
+    folds: int = 5
+    implicit_labels: str = "gold"
+    permute_seed: int = 1234
+    generator_seed: int = 0
+    eval_max_items: int | None = None
+
+
+@dataclass
+class TrainSettings:
+    """Compute shared by every row and seed.
+
+    Args:
+        steps: optimiser steps per run.
+        batch_size: items per batch.
+        optim: optimiser and schedule.
+        generation: decoding settings at evaluation.
+        gradient_clip_val: gradient norm clip (0 = none).
+        num_workers: dataloader workers.
+        eval_batch_size: items per generation batch.
+        feature_cache: compute a frozen encoder's states once (under `<out>/cache/features`) and share
+            them across rows and seeds; ignored when the encoder is trained.
+        instruction: user-turn template ({question}, {audio}) of every row's prompts; None keeps the
+            prompt default. Shorter prompts make character-level CPU demos much faster.
+    """
+
+    steps: int = 200
+    batch_size: int = 16
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    gradient_clip_val: float = 1.0
+    num_workers: int = 0
+    eval_batch_size: int = 64
+    feature_cache: bool = True
+    instruction: str | None = None
+
+
+@dataclass
+class RowSpec:
+    """One ablation row.
+
+    Args:
+        sources: source name -> mixture weight (names: general, implicit, control).
+        train_prompt: prompt mode + metadata source at training (explicit: out-of-fold predictions).
+        eval_prompt: prompt mode + metadata source at evaluation ("gold" makes the row an ORACLE).
+        note: one-line hypothesis shown in the report.
+    """
+
+    sources: dict[str, float]
+    train_prompt: PromptConfig = field(default_factory=PromptConfig)
+    eval_prompt: PromptConfig = field(default_factory=PromptConfig)
+    note: str = ""
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.eval_prompt.is_oracle
+
+
+@dataclass
+class LoggingSettings:
+    """Run tracking.
+
+    Args:
+        wandb: "offline" (default), "online" or "disabled".
+        project: W&B project; every (row, seed) joins one group named after the ablation.
+    """
+
+    wandb: str = "offline"
+    project: str = "paralm-ablation"
+
+
+@dataclass
+class JudgeSettings:
+    """Optional LLM judge over the saved predictions (key from the environment only).
+
+    Args:
+        base_url: OpenAI-compatible endpoint root.
+        model: judge model name.
+        api_key_env: environment variable that holds the key.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+@dataclass
+class AblationConfig:
+    """A whole ablation.
+
+    Args:
+        name: ablation name (W&B group, report title).
+        out: output folder (results, cache, report), relative to the working directory.
+        seeds: seeds; each row runs once per seed with identical compute.
+        model: the SpeechLMConfig inline, or the path (relative to the ablation file) of a YAML holding one,
+            either bare or as the `model.model` section of a `paralm fit` config.
+        data: corpus and derived-source settings.
+        train: shared compute.
+        rows: row name -> row.
+        baseline: row that relative gains are measured against.
+        headline: (treatment, control) rows of the headline difference on neutral sentences.
+        n_boot: bootstrap resamples of every interval.
+        logging: run tracking.
+        judge: LLM judge settings (None: deterministic scorers only).
+    """
+
+    name: str
+    model: SpeechLMConfig
+    rows: dict[str, RowSpec]
+    out: str = "runs/ablation"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    baseline: str = "baseline"
+    headline: tuple[str, str] = ("implicit", "control")
+    n_boot: int = 1000
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    judge: JudgeSettings | None = None
+
+
+def _check_keys(where: str, data: Any, cls: type) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    valid = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {valid}")
+
+
+def _row(name: str, data: Any) -> RowSpec:
+    if not _ROW_NAME.match(name):
+        raise ValueError(f"row name {name!r} must be lower case letters, digits and '_' (starting with a letter)")
+    _check_keys(f"rows.{name}", data, RowSpec)
+    sources = data.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        raise ValueError(f"rows.{name}.sources: give at least one source with a weight; valid: {list(SOURCE_NAMES)}")
+    bad = sorted(set(sources) - set(SOURCE_NAMES))
+    if bad:
+        raise ValueError(f"rows.{name}.sources: unknown source(s) {bad}; valid: {list(SOURCE_NAMES)}")
+    if any(not isinstance(w, (int, float)) or w <= 0 for w in sources.values()):
+        raise ValueError(f"rows.{name}.sources: weights must be positive numbers, got {sources}")
+    for key in ("train_prompt", "eval_prompt"):
+        if key in data:
+            _check_keys(f"rows.{name}.{key}", data[key], PromptConfig)
+    try:
+        return from_dict(RowSpec, {**data, "sources": {k: float(v) for k, v in sources.items()}})
+    except ValueError as err:
+        raise ValueError(f"rows.{name}: {err}") from err
+
+
+def _model(value: Any, base_dir: Path) -> SpeechLMConfig:
+    if isinstance(value, str):
+        path = (base_dir / value) if not Path(value).is_absolute() else Path(value)
+        if not path.exists():
+            raise ValueError(f"model: config file {path} does not exist")
+        value = yaml.safe_load(path.read_text())
+        if isinstance(value, dict) and "encoder" not in value and isinstance(value.get("model"), dict):
+            value = value["model"].get("model")  # a `paralm fit` config: take its model.model section
+    if not isinstance(value, dict):
+        raise ValueError("model: give a SpeechLMConfig mapping or the path of a YAML file holding one")
+    return from_dict(SpeechLMConfig, value)
+
+
+def parse_ablation(data: Any, base_dir: str | Path = ".") -> AblationConfig:
+    """Validate a loaded ablation mapping; every error names the bad key and the valid choices."""
+    _check_keys("ablation", data, AblationConfig)
+    for key in ("name", "model", "rows"):
+        if key not in data:
+            raise ValueError(f"ablation: missing required key {key!r}")
+    if not isinstance(data["rows"], dict) or not data["rows"]:
+        raise ValueError("ablation: rows must map row names to rows")
+    for key, cls in (("data", DataSettings), ("train", TrainSettings), ("logging", LoggingSettings)):
+        if key in data:
+            _check_keys(key, data[key], cls)
+    if data.get("judge") is not None:
+        _check_keys("judge", data["judge"], JudgeSettings)
+    rows = {name: _row(name, spec) for name, spec in data["rows"].items()}
+    sections = {"data": DataSettings, "train": TrainSettings, "logging": LoggingSettings, "judge": JudgeSettings}
+    kwargs = {k: (from_dict(sections[k], v) if k in sections and v is not None else v)
+              for k, v in data.items() if k not in ("rows", "model")}
+    cfg = AblationConfig(rows=rows, model=_model(data["model"], Path(base_dir)), **kwargs)
+    cfg.headline = tuple(cfg.headline)
+    cfg.seeds = [int(s) for s in cfg.seeds]
+    check_consistency(cfg)
+    return cfg
+
+
+def check_consistency(cfg: AblationConfig) -> None:
+    """Cross-field checks: baseline and headline rows exist, seeds are unique, settings are in range."""
+    names = list(cfg.rows)
+    for role, row in (("baseline", cfg.baseline), *(("headline", r) for r in cfg.headline)):
+        if row not in cfg.rows:
+            raise ValueError(f"{role}: unknown row {row!r}; valid: {names}")
+    if len(cfg.headline) != 2:
+        raise ValueError(f"headline: give [treatment, control], got {list(cfg.headline)}")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ValueError(f"seeds: give at least one seed, each once; got {cfg.seeds}")
+    if cfg.logging.wandb not in ("offline", "online", "disabled"):
+        raise ValueError(f"logging.wandb: unknown mode {cfg.logging.wandb!r}; valid: offline, online, disabled")
+    if cfg.data.folds < 2:
+        raise ValueError(f"data.folds: out-of-fold predictions need >= 2 folds, got {cfg.data.folds}")
+    if cfg.train.steps < 1 or cfg.train.batch_size < 1:
+        raise ValueError("train.steps and train.batch_size must be >= 1")
+
+
+def load_ablation(path: str | Path) -> AblationConfig:
+    """Read and validate an ablation YAML file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"ablation file {path} does not exist")
+    return parse_ablation(yaml.safe_load(path.read_text()), base_dir=path.parent)
+
+
+def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None = None,
+           steps: int | None = None, out: str | None = None) -> AblationConfig:
+    """A copy narrowed by command-line choices (a subset of rows, the first N seeds, other steps or out)."""
+    new = dataclasses.replace(cfg, rows=dict(cfg.rows), seeds=list(cfg.seeds),
+                              train=dataclasses.replace(cfg.train))
+    if rows:
+        unknown = [r for r in rows if r not in cfg.rows]
+        if unknown:
+            raise ValueError(f"--rows: unknown row(s) {unknown}; valid: {list(cfg.rows)}")
+        new.rows = {r: cfg.rows[r] for r in rows}
+    if seeds is not None:
+        if not 1 <= seeds <= len(cfg.seeds):
+            raise ValueError(f"--seeds must be between 1 and {len(cfg.seeds)}, got {seeds}")
+        new.seeds = cfg.seeds[:seeds]
+    if steps is not None:
+        new.train.steps = int(steps)
+    if out is not None:
+        new.out = out
+    return new

@@ -1,0 +1,67 @@
+"""The ablation's metrics, per item, fixed before any result is read (definitions in `METRICS`).
+
+Per item so that the report can bootstrap over items and seeds, and so that the report's means are
+plain means of what each (row, seed) result file holds:
+  dp_acc     DP rows about emotion with a gold label: 1 if the single emotion the answer names is the
+             gold one (scorers' label extraction; no label or several labels count as wrong).
+  cp_mention CP rows of clips with a gold emotion: 1 if the answer names exactly that emotion.
+  c_f1       C rows: token F1 against the reference.
+Subsets: `all` test items, and `neutral` = items whose transcript is emotionally neutral (the model
+must listen: the words give nothing away), where the headline is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from paralm.eval.labels import extract_label, get_label_set
+from paralm.eval.predictions import PredictionRow
+from paralm.eval.scorers import label_outcomes, token_f1
+
+SUBSETS = ("all", "neutral")
+
+
+def _dp_acc(rows: list[PredictionRow]) -> dict[str, float]:
+    return {o.item_id: float(o.correct) for o in label_outcomes(rows) if o.kind == "emotion"}
+
+
+def _cp_mention(rows: list[PredictionRow]) -> dict[str, float]:
+    labels = get_label_set("emotion")
+    out = {}
+    for row in rows:
+        gold = labels.canonical(row.emotion) if row.type == "CP" and row.emotion else None
+        if gold is not None:
+            out[row.item_id] = float(extract_label(row.answer, "emotion") == gold)
+    return out
+
+
+def _c_f1(rows: list[PredictionRow]) -> dict[str, float]:
+    return {r.item_id: token_f1(r.answer, r.reference) for r in rows if r.type == "C"}
+
+
+METRIC_FUNCS = {"dp_acc": _dp_acc, "cp_mention": _cp_mention, "c_f1": _c_f1}
+
+
+def in_subset(row: PredictionRow, subset: str) -> bool:
+    """Whether a row belongs to a subset (see `SUBSETS`)."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
+    return subset == "all" or row.neutral_text is True
+
+
+def item_values(rows: Iterable[PredictionRow], metric: str, subset: str = "all") -> dict[str, float]:
+    """item_id -> value of one metric over the rows of one subset."""
+    if metric not in METRIC_FUNCS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_FUNCS)}")
+    return METRIC_FUNCS[metric]([r for r in rows if in_subset(r, subset)])
+
+
+def mean_scores(rows: list[PredictionRow]) -> dict[str, dict[str, dict]]:
+    """subset -> metric -> {mean, n} (mean None when the subset has no such item)."""
+    out: dict[str, dict[str, dict]] = {}
+    for subset in SUBSETS:
+        out[subset] = {}
+        for metric in METRIC_FUNCS:
+            values = list(item_values(rows, metric, subset).values())
+            out[subset][metric] = {"mean": sum(values) / len(values) if values else None, "n": len(values)}
+    return out
