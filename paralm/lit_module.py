@@ -21,6 +21,7 @@ from paralm.model.config import SpeechLMConfig
 from paralm.model.llm import build_tokenizer
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
 from paralm.optim import OptimConfig, build_optimizer
+from paralm.perf.chunked_ce import chunked_token_losses
 
 
 @dataclass
@@ -48,30 +49,59 @@ class RuntimeConfig:
         frozen_dtype: dtype of frozen base weights: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32.
         gradient_checkpointing: recompute activations in the backward pass (less memory, about a third slower).
         compile: wrap the LLM forward with torch.compile.
-        chunked_ce: compute the loss in chunks of this many tokens (0 = at once; saves memory on large vocabularies).
+        chunked_ce: compute the loss in chunks of this many positions per row, recomputed in backward and skipped
+            where a chunk holds no answer token (0 = at once; saves memory on large vocabularies).
+        loss_norm: how the training loss is normalised (see LOSS_NORMS): global_tokens (sum over answer tokens
+            / answer tokens of all ranks; DDP's gradient average then equals the one-process gradient exactly) |
+            rank_tokens (token mean within each rank) | sample_mean (mean of per-sample token means).
     """
 
     frozen_dtype: str = "auto"
     gradient_checkpointing: bool = False
     compile: bool = False
     chunked_ce: int = 0
+    loss_norm: str = "global_tokens"
+
+    def __post_init__(self) -> None:
+        if self.loss_norm not in LOSS_NORMS:
+            raise ValueError(f"runtime.loss_norm={self.loss_norm!r} is not valid; choose one of: {', '.join(LOSS_NORMS)}")
 
 
 def token_losses(logits: torch.Tensor, labels: torch.Tensor, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample summed next-token loss and answer-token count. (B, L, V), (B, L) -> (B,), (B,)."""
-    shift_logits = logits[:, :-1].float()
+    """Per-sample summed next-token loss and answer-token count. (B, L, V), (B, L) -> (B,), (B,).
+
+    chunk > 0: per-row chunks of `chunk` positions, recomputed in backward, chunks without answer tokens
+    skipped (paralm/perf/chunked_ce.py): the same values with a fraction of the memory."""
     shift_labels = labels[:, 1:]
     mask = shift_labels != -100
-    flat_logits = shift_logits.reshape(-1, shift_logits.shape[-1])
-    flat_labels = shift_labels.reshape(-1)
-    if chunk and flat_labels.numel() > chunk:
-        parts = [F.cross_entropy(flat_logits[i:i + chunk], flat_labels[i:i + chunk], ignore_index=-100,
-                                 reduction="none") for i in range(0, flat_labels.numel(), chunk)]
-        per_token = torch.cat(parts)
+    if chunk:
+        per_token = chunked_token_losses(logits, labels, chunk)
     else:
-        per_token = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="none")
+        shift_logits = logits[:, :-1].float()
+        flat_logits = shift_logits.reshape(-1, shift_logits.shape[-1])
+        per_token = F.cross_entropy(flat_logits, shift_labels.reshape(-1), ignore_index=-100, reduction="none")
     per_token = per_token.view_as(shift_labels) * mask
     return per_token.sum(dim=1), mask.sum(dim=1)
+
+
+def _rank_tokens(sums: torch.Tensor, counts: torch.Tensor, reduce_sum, world: int) -> torch.Tensor:
+    return sums.sum() / counts.sum().clamp(min=1)
+
+
+def _global_tokens(sums: torch.Tensor, counts: torch.Tensor, reduce_sum, world: int) -> torch.Tensor:
+    # DDP averages gradients over ranks, so each rank scales by world / global tokens: the average is then
+    # (sum of all ranks' token losses) / (all answer tokens), the one-process token mean of the global batch.
+    total = reduce_sum(counts.sum().to(sums.dtype))
+    return sums.sum() * world / total.clamp(min=1)
+
+
+def _sample_mean(sums: torch.Tensor, counts: torch.Tensor, reduce_sum, world: int) -> torch.Tensor:
+    # exact under DDP when every rank holds the same number of samples (fixed batch_size plans)
+    return (sums / counts.clamp(min=1)).mean()
+
+
+# name -> fn(per-sample loss sums (B,), answer-token counts (B,), all-ranks sum, world size) -> scalar loss
+LOSS_NORMS = {"global_tokens": _global_tokens, "rank_tokens": _rank_tokens, "sample_mean": _sample_mean}
 
 
 class SpeechLMModule(pl.LightningModule):
@@ -140,6 +170,10 @@ class SpeechLMModule(pl.LightningModule):
         loss = sums.sum() / n_tokens
         bs = len(batch)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        if stage == "train" and self._trainer is not None:  # eval ranks may run unequal batch counts: no collectives
+            strategy = self.trainer.strategy
+            loss = LOSS_NORMS[self.runtime.loss_norm](sums, counts, lambda t: strategy.reduce(t, reduce_op="sum"),
+                                                      self.trainer.world_size)
         self._accumulate_sources(batch.sources, sums.detach(), counts.detach())
         return loss
 
@@ -185,6 +219,10 @@ class SpeechLMModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self.source_names = list(getattr(dm, "source_names", []) or [])
+        if getattr(dm, "feature_cache", None):  # frozen-encoder states: encoded once, before any loader exists
+            from paralm.features_cache import fill_for_module
+
+            fill_for_module(self, dm)
 
     # ---- optimisation ---------------------------------------------------------------------------------
     def configure_optimizers(self):
