@@ -334,6 +334,7 @@ def convert_to_hf(out_dir: str | Path, model_dir: str | Path | None = None, veri
     vocab = _vocabulary(model_dir)
     for key, value in _generation_settings(model_dir, vocab).items():
         setattr(model.generation_config, key, value)
+    model.generation_config._from_model_config = False  # else from_pretrained rebuilds it from config.json
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)
