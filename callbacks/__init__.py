@@ -1,5 +1,7 @@
 """Lightning callbacks of paralm (an importable top-level package: `from callbacks import JudgeEvalCallback`)."""
 
 from callbacks.judge_eval import JudgeEvalCallback
+from callbacks.preemption import PreemptionCheckpoint
+from paralm.fault.nonfinite import NonFiniteGuard
 
-__all__ = ["JudgeEvalCallback"]
+__all__ = ["JudgeEvalCallback", "NonFiniteGuard", "PreemptionCheckpoint"]
