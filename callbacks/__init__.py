@@ -1,7 +1,8 @@
 """Lightning callbacks of paralm (an importable top-level package: `from callbacks import JudgeEvalCallback`)."""
 
 from callbacks.judge_eval import JudgeEvalCallback
+from callbacks.telemetry import TelemetryCallback
 from callbacks.preemption import PreemptionCheckpoint
 from paralm.fault.nonfinite import NonFiniteGuard
 
-__all__ = ["JudgeEvalCallback", "NonFiniteGuard", "PreemptionCheckpoint"]
+__all__ = ["TelemetryCallback", "JudgeEvalCallback", "NonFiniteGuard", "PreemptionCheckpoint"]

@@ -239,10 +239,6 @@ def test_pipe_shard_url_is_refused_and_never_executed(tmp_path):
     assert os.listdir(tmp_path) == ["data"]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "data layer: PlanDataset._read (paralm/data/loader.py) counts only SkipSample, but "
-    "SampleReader.shard_path (paralm/data/reader.py) raises ValueError for a `pipe:` shard, so one such "
-    "index row stops training instead of being counted as unsupported"))
 def test_pipe_shard_row_in_the_training_plan_is_counted_not_fatal(tmp_path):
     from feedkit import make_audio_spec, make_tokenizer
 

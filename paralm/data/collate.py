@@ -11,6 +11,8 @@ answer ids + eos.
                answer; right padding.
   generation : input_ids = prompt only, left padding (so new tokens append on the right of every row),
                labels all -100; the answers stay in `batch.references`.
+With a feature cache (paralm/data/feature_store.py) items carry encoder states instead of audio: the
+batch then holds encoder_states (B, F, D) + encoder_lengths, and features are empty (B, C, 0).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
-from paralm.audio import AudioTokenSpec, log_mel
+from paralm.audio import AudioTokenSpec, log_mel, num_feature_frames
 from paralm.data.batch import Batch
 from paralm.data.prompts import PromptConfig, build_messages, lookup_metadata, render_prompt, warn_if_oracle
 
@@ -54,6 +57,8 @@ class _Encoded:
     features: torch.Tensor
     n_tokens: int
     missing: bool
+    n_samples: int = 0
+    cached: bool = False  # `features` holds cached encoder states (F, D) instead of log-mel (C, T)
 
 
 class Collator:
@@ -104,8 +109,7 @@ class Collator:
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,
-            features=_pad_features([e.features for e in encoded]),
-            feature_lengths=torch.tensor([e.features.shape[-1] for e in encoded], dtype=torch.long),
+            **_audio_fields(encoded, self.audio_spec),
             audio_token_counts=torch.tensor([e.n_tokens for e in encoded], dtype=torch.long),
             keys=[it.sample.key for it in items],
             sources=[it.source for it in items],
@@ -114,7 +118,8 @@ class Collator:
             references=[str(self._qa(it)["answer"]) for it in items],
             meta=[self._item_meta(it, e) for it, e in zip(items, encoded, strict=True)],
             audio_seconds=torch.tensor(
-                [len(it.sample.audio) / it.sample.sample_rate for it in items], dtype=torch.float32
+                [e.n_samples / it.sample.sample_rate for it, e in zip(items, encoded, strict=True)],
+                dtype=torch.float32,
             ),
             prompt_lengths=torch.tensor([len(e.prompt) for e in encoded], dtype=torch.long),
         )
@@ -130,15 +135,17 @@ class Collator:
         messages = build_messages(qa["question"], item.sample.meta, self.prompt, spec.placeholder_token)
         text = render_prompt(self.tokenizer, messages)
         ids = self.tokenizer(text, add_special_tokens=self._use_special)["input_ids"]
-        n_tokens = spec.num_tokens(len(item.sample.audio))
+        n_samples = _num_samples(item.sample)
+        n_tokens = spec.num_tokens(n_samples)
         prompt = _expand_placeholder(list(ids), spec.placeholder_token_id, n_tokens)
         answer = list(self.tokenizer(str(qa["answer"]), add_special_tokens=False)["input_ids"])
         answer.append(int(self.tokenizer.eos_token_id))
         missing = (
             self.prompt.uses_metadata and lookup_metadata(item.sample.meta, self.prompt.metadata) is None
         )
-        feats = log_mel(item.sample.audio, spec.features)  # (n,) -> (C, T_i)
-        return _Encoded(prompt, answer, feats, n_tokens, missing)
+        states = getattr(item.sample, "encoder_states", None)  # set by the feature cache's reader
+        feats = log_mel(item.sample.audio, spec.features) if states is None else states  # (C, T_i) | (F_i, D)
+        return _Encoded(prompt, answer, feats, n_tokens, missing, n_samples, cached=states is not None)
 
     def _item_meta(self, item: FeedItem, enc: _Encoded) -> dict:
         meta, qa = item.sample.meta, self._qa(item)
@@ -149,6 +156,7 @@ class Collator:
             "qa_index": item.qa_index,
             "origin": qa.get("origin", ""),
             "labels": meta.get("labels", {}),
+            "neutral_text": meta.get("neutral_text"),
             "is_pad": item.is_pad,
             "prompt": self.prompt.describe(),
             "metadata_missing": enc.missing,
@@ -186,6 +194,33 @@ def _expand_placeholder(ids: list[int], placeholder_id: int, n: int) -> list[int
         )
     i = where[0]
     return ids[:i] + [placeholder_id] * n + ids[i + 1 :]
+
+
+def _num_samples(sample) -> int:
+    """Audio samples of a clip (a cached sample carries the count; its audio is not decoded)."""
+    cached = getattr(sample, "encoder_states", None) is not None
+    return int(sample.n_samples) if cached else len(sample.audio)
+
+
+def _audio_fields(encoded: list[_Encoded], spec: AudioTokenSpec) -> dict[str, torch.Tensor]:
+    """Log-mel (B, C, T) + lengths, or cached encoder states (B, F, D) + lengths with empty features."""
+    cached = [e.cached for e in encoded]
+    if not any(cached):
+        return {
+            "features": _pad_features([e.features for e in encoded]),
+            "feature_lengths": torch.tensor([e.features.shape[-1] for e in encoded], dtype=torch.long),
+        }
+    if not all(cached):
+        raise ValueError("a batch mixes cached encoder states and decoded audio; fill the feature cache for "
+                         "every source of this loader (paralm.features_cache.ensure_feature_cache)")
+    channels = spec.features.n_mels if spec.features.kind == "log_mel" else 1
+    return {
+        "features": torch.zeros(len(encoded), channels, 0),
+        "feature_lengths": torch.tensor([num_feature_frames(spec.features, e.n_samples) for e in encoded],
+                                        dtype=torch.long),
+        "encoder_states": pad_sequence([e.features for e in encoded], batch_first=True),  # (B, F, D)
+        "encoder_lengths": torch.tensor([e.features.shape[0] for e in encoded], dtype=torch.long),
+    }
 
 
 def _pad_features(feats: list[torch.Tensor]) -> torch.Tensor:

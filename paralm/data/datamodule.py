@@ -29,7 +29,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from paralm.audio import AudioTokenSpec
 from paralm.data.batch import Batch
 from paralm.data.collate import Collator
-from paralm.data.loader import PlanDataset, PlanLoader, SkipTracker
+from paralm.data.feature_store import CachedSampleReader, FeatureStore
+from paralm.data.loader import AudioSwapReader, PlanDataset, PlanLoader, SkipTracker
 from paralm.data.plan import BatchingConfig, TrainPlanner, eval_plan
 from paralm.data.prompts import PromptConfig
 from paralm.data.reader import SampleReader
@@ -63,6 +64,9 @@ class MixtureDataModule(LightningDataModule):
         max_skip_rate: stop the run when more than this share of attempted samples was skipped.
         skip_log_path: jsonl file listing skipped keys with shard and reason (rank r > 0 writes
             `<stem>.rank<r><suffix>`); None: not written.
+        feature_cache: directory of cached encoder states for a frozen encoder (computed once, reused by
+            every run with the same encoder and feature settings; filled before fit by the LightningModule);
+            None: encode audio online.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class MixtureDataModule(LightningDataModule):
         max_duration: float | None = 30.0,
         max_skip_rate: float = 0.05,
         skip_log_path: str | None = None,
+        feature_cache: str | None = None,
     ) -> None:
         super().__init__()
         self.specs = {
@@ -101,6 +106,8 @@ class MixtureDataModule(LightningDataModule):
         self.max_duration = max_duration
         self.max_skip_rate = float(max_skip_rate)
         self.skip_log_path = skip_log_path
+        self.feature_cache = feature_cache
+        self._feature_store: FeatureStore | None = None
         self.tokenizer = None
         self.audio_spec: AudioTokenSpec | None = None
         self._sources: dict[str, list[LoadedSource]] = {}
@@ -115,6 +122,10 @@ class MixtureDataModule(LightningDataModule):
         """Give the data layer the tokenizer and audio-token spec (built by the CLI from the model config)."""
         self.tokenizer = tokenizer
         self.audio_spec = audio_spec
+
+    def attach_feature_store(self, path: str | Path) -> None:
+        """Read encoder states from this store (the one `ensure_feature_cache` returned for the model)."""
+        self._feature_store = FeatureStore(path)
 
     @property
     def source_names(self) -> list[str]:
@@ -159,7 +170,13 @@ class MixtureDataModule(LightningDataModule):
 
     def _readers(self, sources: list[LoadedSource]) -> list[SampleReader]:
         rate, low, high = self.audio_spec.features.sample_rate, self.min_duration, self.max_duration
-        return [SampleReader(s.root, sample_rate=rate, min_duration=low, max_duration=high) for s in sources]
+        readers = [SampleReader(s.root, sample_rate=rate, min_duration=low, max_duration=high) for s in sources]
+        if self.feature_cache is None:
+            return readers
+        if self._feature_store is None:
+            raise RuntimeError("feature_cache is set but no store is attached; the LightningModule fills it in "
+                               "setup(), or call paralm.features_cache.ensure_feature_cache and attach_feature_store")
+        return [CachedSampleReader(r, self._feature_store) for r in readers]
 
     # --- training -----------------------------------------------------------------------------
     def planner(self) -> TrainPlanner:
@@ -209,8 +226,14 @@ class MixtureDataModule(LightningDataModule):
         return loader
 
     # --- evaluation ---------------------------------------------------------------------------
-    def eval_dataloader(self, stage: str = "val", for_generation: bool = False) -> PlanLoader:
-        """Every QA item of the stage's sources once across ranks (see the module docstring)."""
+    def eval_dataloader(
+        self, stage: str = "val", for_generation: bool = False, shuffle_audio_seed: int | None = None
+    ) -> PlanLoader:
+        """Every QA item of the stage's sources once across ranks (see the module docstring).
+
+        shuffle_audio_seed: when set, every clip keeps its key, metadata and questions but is given
+        another clip's audio of the same source (seeded pairing, see `AudioSwapReader`).
+        """
         if stage not in EVAL_STAGES:
             raise ValueError(f"unknown eval stage {stage!r}; valid: {', '.join(EVAL_STAGES)}")
         self._require_attached()
@@ -218,7 +241,10 @@ class MixtureDataModule(LightningDataModule):
         rank, world = self._rank()
         batches = eval_plan([s.pool() for s in sources], self.batching, rank, world)
         collator = Collator(self.tokenizer, self.audio_spec, self.eval_prompt, for_generation=for_generation)
-        dataset_fn = partial(PlanDataset, sources=sources, readers=self._readers(sources), collator=collator)
+        readers = self._readers(sources)
+        if shuffle_audio_seed is not None:
+            readers = [AudioSwapReader(r, s.rows, shuffle_audio_seed) for r, s in zip(readers, sources, strict=True)]
+        dataset_fn = partial(PlanDataset, sources=sources, readers=readers, collator=collator)
         return PlanLoader(
             lambda _epoch: batches, len(batches), dataset_fn, self.num_workers, self.tracker(stage)
         )
@@ -229,9 +255,10 @@ class MixtureDataModule(LightningDataModule):
     def test_dataloader(self):
         return self.eval_dataloader("test") if self.specs["test"] else []
 
-    def generation_dataloader(self, stage: str = "val") -> PlanLoader:
-        """Left-padded prompts without answers (references in batch.references), for judge evaluation."""
-        return self.eval_dataloader(stage, for_generation=True)
+    def generation_dataloader(self, stage: str = "val", shuffle_audio_seed: int | None = None) -> PlanLoader:
+        """Left-padded prompts without answers (references in batch.references), for judge evaluation;
+        `shuffle_audio_seed` swaps audio between clips (see `eval_dataloader`)."""
+        return self.eval_dataloader(stage, for_generation=True, shuffle_audio_seed=shuffle_audio_seed)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         if isinstance(batch, Batch):

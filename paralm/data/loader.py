@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from paralm.data.batch import Batch
 from paralm.data.collate import Collator, FeedItem
+from paralm.data.index import IndexRow
 from paralm.data.plan import PlanItem
-from paralm.data.reader import SampleReader, SkipSample
+from paralm.data.reader import LoadedSample, SampleReader, SkipSample
 from paralm.data.skips import SkipCounter
 from paralm.data.sources import LoadedSource
 
@@ -105,6 +107,34 @@ class PlanDataset(Dataset):
         raise RuntimeError(
             f"no sample planned for this rank could be read ({n} batches); see the skip counters"
         )
+
+
+class AudioSwapReader:
+    """A reader that returns each clip's metadata and questions with another clip's audio.
+
+    Why: scoring a model on swapped audio shows how much of its answer comes from what it hears rather
+    than from the question and transcript priors. The pairing is a seeded cyclic shift of a shuffled
+    order, so no clip keeps its own audio (when there are at least two) and the same seed gives the
+    same pairs.
+
+    Args:
+        reader: the reader of the source.
+        rows: every index row of the source's split (the pool audio is drawn from).
+        seed: seed of the pairing.
+    """
+
+    def __init__(self, reader: SampleReader, rows: Sequence[IndexRow], seed: int) -> None:
+        self.reader = reader
+        order = np.random.default_rng(seed).permutation(len(rows))
+        self.partner = {rows[int(order[i])].key: rows[int(order[(i + 1) % len(rows)])] for i in range(len(rows))}
+
+    # everything that carries the sound: decoded audio, or cached encoder states and their sample count
+    AUDIO_FIELDS = ("audio", "sample_rate", "encoder_states", "n_samples")
+
+    def read(self, row: IndexRow) -> LoadedSample:
+        sample = self.reader.read(row)
+        donor = self.reader.read(self.partner[row.key])
+        return replace(sample, **{f: getattr(donor, f) for f in self.AUDIO_FIELDS if hasattr(donor, f)})
 
 
 class SkipTracker:

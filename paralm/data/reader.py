@@ -182,11 +182,11 @@ class SampleReader:
         self.opts = DecodeOptions(sample_rate, min_duration, max_duration, require_transcript)
 
     def shard_path(self, row: IndexRow) -> Path:
-        refuse_pipe(row.shard, self.allow_unsafe)
+        """The local shard file of `row`. An index row naming a `pipe:` or remote shard is never opened or
+        run: it is skipped as `unsupported_member` (counted), since indexed reading seeks inside local files."""
         if row.shard.startswith("pipe:") or "://" in row.shard:
-            raise ValueError(
-                f"shard {row.shard!r} is not a local file; indexed reading seeks by offset (use streaming)"
-            )
+            why = "pipe: URLs run a shell command" if row.shard.startswith("pipe:") else "not a local file"
+            raise SkipSample("unsupported_member", f"shard {row.shard!r}: {why}; indexed reading needs local files")
         return self.root / row.shard
 
     def read(self, row: IndexRow) -> LoadedSample:
