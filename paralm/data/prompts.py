@@ -41,6 +41,8 @@ class PromptConfig:
         low: affect values below this are binned "low".
         high: affect values above this are binned "high" (in between: "mid").
         include_gender: add the gender label to the metadata block.
+        numbers: write affect values as numbers with their bin ("0.72 (high)"); False writes the bin only,
+            a shorter block for small CPU models.
         system: optional system message (empty: none; some chat templates reject a system turn).
         instruction: user-turn template with {question} and {audio} fields.
     """
@@ -50,6 +52,7 @@ class PromptConfig:
     low: float = 0.4
     high: float = 0.6
     include_gender: bool = False
+    numbers: bool = True
     system: str = ""
     instruction: str = DEFAULT_INSTRUCTION
 
@@ -115,14 +118,20 @@ def affect_bin(value: float, low: float = 0.4, high: float = 0.6) -> str:
 
 
 def metadata_block(
-    meta: dict, source: str, *, low: float = 0.4, high: float = 0.6, include_gender: bool = False
+    meta: dict, source: str, *, low: float = 0.4, high: float = 0.6, include_gender: bool = False,
+    numbers: bool = True,
 ) -> str:
     """One line of paralinguistic cues; unknown values (absent annotator or field) say "unknown"."""
     labels = lookup_metadata(meta, source) or {}
     parts = [f"emotion: {labels.get('emotion') or 'unknown'}"]
     for dim in AFFECT_DIMENSIONS:
         value = labels.get(dim)
-        text = "unknown" if value is None else f"{float(value):.2f} ({affect_bin(float(value), low, high)})"
+        if value is None:
+            text = "unknown"
+        elif numbers:
+            text = f"{float(value):.2f} ({affect_bin(float(value), low, high)})"
+        else:
+            text = affect_bin(float(value), low, high)
         parts.append(f"{dim}: {text}")
     if include_gender:
         parts.append(f"gender: {labels.get('gender') or 'unknown'}")
@@ -149,7 +158,8 @@ def build_messages(
     content = cfg.instruction.format(question=question.strip(), audio=placeholder)
     if cfg.uses_metadata:
         block = metadata_block(
-            meta, cfg.metadata, low=cfg.low, high=cfg.high, include_gender=cfg.include_gender
+            meta, cfg.metadata, low=cfg.low, high=cfg.high, include_gender=cfg.include_gender,
+            numbers=cfg.numbers,
         )
         content = f"{block}\n{content}"
     messages = [{"role": "system", "content": cfg.system}] if cfg.system else []

@@ -8,9 +8,10 @@ rendering any English question and answer.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from typing import Any
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from paralm.model.config import EncoderConfig, LLMConfig, LoraSettings, ProjectorConfig, SpeechLMConfig
@@ -32,6 +33,27 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (*TINY_SPECIALS, *TINY_ROLES)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    tok.chat_template = TINY_CHAT_TEMPLATE
+    return tok
+
+
+def word_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedTokenizerFast:
+    """Word-piece-sized BPE trained on `texts` (whole frequent words become one token).
+
+    For CPU demos whose vocabulary is small: answers such as an emotion label become one or two tokens,
+    so a tiny LLM learns them in a few hundred steps, where a character tokenizer must learn to spell.
+    Unseen words still encode (the byte-free character alphabet of the texts is kept). Deterministic.
+    """
+    core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
+    core.decoder = decoders.Metaspace()
+    specials = [*TINY_SPECIALS, *TINY_ROLES]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=sorted(set(string.printable) - set("\t\n\r\x0b\x0c")))
+    core.train_from_iterator(sorted(set(texts)), trainer=trainer)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
     )

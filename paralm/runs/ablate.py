@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from paralm.runs.ablate_config import AblationConfig, load_ablation, select
@@ -59,11 +60,23 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
         skipped = len(cfg.rows) * len(cfg.seeds) - len(todo)
         if skipped:
             print(f"ablate: {skipped} finished (row, seed) pair(s) kept from an earlier run")
-        for row, seed in tqdm(todo, desc="ablation runs", unit="run"):
+        torch.set_num_threads(max(1, cfg.train.threads))
+        for names, seed in tqdm(_training_groups(cfg, todo), desc="ablation trainings", unit="run"):
             t1 = time.time()
-            train_and_evaluate(cfg, row, seed, paths)
-            tqdm.write(f"ablate: {row} seed {seed} done in {time.time() - t1:.0f} s")
+            train_and_evaluate(cfg, names, seed, paths)
+            tqdm.write(f"ablate: {'+'.join(names)} seed {seed} done in {time.time() - t1:.0f} s")
     return write_report(cfg)
+
+
+def _training_groups(cfg: AblationConfig, todo: list[tuple[str, int]]) -> list[tuple[list[str], int]]:
+    """(rows sharing one trained model, seed) in file order: rows that differ only in their evaluation
+    prompt (explicit and its oracle) are trained once and evaluated twice, on the same weights."""
+    from paralm.runs.ablate_run import training_signature
+
+    groups: dict[tuple[str, int], list[str]] = {}
+    for row, seed in todo:
+        groups.setdefault((training_signature(cfg, row), seed), []).append(row)
+    return [(names, seed) for (_sig, seed), names in groups.items()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,8 @@ class TrainSettings:
             them across rows and seeds; ignored when the encoder is trained.
         instruction: user-turn template ({question}, {audio}) of every row's prompts; None keeps the
             prompt default. Shorter prompts make character-level CPU demos much faster.
+        threads: torch CPU threads per run; 1 avoids oversubscribing small CPU boxes (tiny models gain
+            nothing from more, and a second busy thread per core made steps many times slower).
     """
 
     steps: int = 200
@@ -90,6 +92,7 @@ class TrainSettings:
     eval_batch_size: int = 64
     feature_cache: bool = True
     instruction: str | None = None
+    threads: int = 1
 
 
 @dataclass

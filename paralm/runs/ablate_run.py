@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -99,31 +100,58 @@ def _predict(module: SpeechLMModule, dm: MixtureDataModule, name: str, seed: int
                          system=name, seed=seed, row=name)
 
 
-def train_and_evaluate(cfg: AblationConfig, name: str, seed: int, paths: dict[str, Path]) -> dict:
-    """Train row `name` with `seed`, evaluate normal and shuffled audio, write the result folder."""
+def training_signature(cfg: AblationConfig, name: str) -> str:
+    """Rows with equal sources and training prompt train the same model (e.g. explicit and its oracle)."""
     row = cfg.rows[name]
-    run_dir = result_dir(cfg.out, name, seed)
+    return json.dumps({"sources": row.sources, "train_prompt": asdict(row.train_prompt)}, sort_keys=True)
+
+
+def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, paths: dict[str, Path]) -> list[dict]:
+    """Train once for rows `names` (one training signature) with `seed`, then evaluate each row's eval
+    prompt on normal and shuffled audio and write its result folder. Returns one scores dict per row."""
+    names = [names] if isinstance(names, str) else list(names)
+    if len({training_signature(cfg, n) for n in names}) != 1:
+        raise ValueError(f"rows {names} do not share sources and training prompt; train them separately")
+    first = names[0]
+    run_dir = result_dir(cfg.out, first, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(seed, workers=True, verbose=False)
     module = SpeechLMModule(cfg.model, optim=cfg.train.optim, generation=cfg.train.generation)
-    dm = build_datamodule(cfg, row, seed, paths)
+    dm = build_datamodule(cfg, cfg.rows[first], seed, paths)
     dm.attach(module.tokenizer, module.audio_token_spec)
-    logger = _logger(cfg, name, seed, run_dir)
+    logger = _logger(cfg, first, seed, run_dir)
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, precision="32-true", max_steps=cfg.train.steps, logger=logger,
         enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0, deterministic=True,
         gradient_clip_val=cfg.train.gradient_clip_val or None, log_every_n_steps=max(1, cfg.train.steps // 20),
-        enable_model_summary=False, default_root_dir=str(run_dir),
+        enable_model_summary=False, default_root_dir=str(run_dir), enable_progress_bar=False,
     )
+    t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
+    print(f"ablate: {first} seed {seed} trained in {time.perf_counter() - t0:.0f} s", flush=True)
     dm.batching = replace(dm.batching, batch_size=cfg.train.eval_batch_size)
     module.eval()
+    results = []
+    for name in names:
+        row_logger = logger if name == first else _logger(cfg, name, seed, result_dir(cfg.out, name, seed))
+        results.append(_evaluate(cfg, name, seed, module, dm, row_logger, trained_by=first))
+    return results
+
+
+def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule, dm: MixtureDataModule,
+              logger, trained_by: str) -> dict:
+    row = cfg.rows[name]
+    run_dir = result_dir(cfg.out, name, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = {"instruction": cfg.train.instruction} if cfg.train.instruction else {}
+    dm.eval_prompt = replace(row.eval_prompt, **text)
     with torch.inference_mode():
         normal = _predict(module, dm, name, seed, cfg.data.eval_max_items, None)
         shuffled = _predict(module, dm, name, seed, cfg.data.eval_max_items, seed + SHUFFLE_OFFSET)
     write_predictions(run_dir / "predictions.jsonl", normal)
     write_predictions(run_dir / "predictions_shuffled.jsonl", shuffled)
     scores = {"row": name, "seed": seed, "oracle": row.is_oracle, "steps": cfg.train.steps,
+              "trained_by": trained_by,
               "normal": mean_scores(normal), "shuffled": mean_scores(shuffled),
               "scorers": score_predictions(normal), "scorers_shuffled": score_predictions(shuffled)}
     if cfg.judge is not None:
