@@ -117,9 +117,9 @@ class SpeechLMModule(pl.LightningModule):
     def __init__(
         self,
         model: SpeechLMConfig,
-        optim: OptimConfig = OptimConfig(),
-        generation: GenerationConfig = GenerationConfig(),
-        runtime: RuntimeConfig = RuntimeConfig(),
+        optim: OptimConfig = OptimConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
+        generation: GenerationConfig = GenerationConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
+        runtime: RuntimeConfig = RuntimeConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
     ) -> None:
         super().__init__()
         self.model_config = model
@@ -188,7 +188,7 @@ class SpeechLMModule(pl.LightningModule):
 
     # ---- per-source losses (aggregated across ranks with a fixed shape, so an absent source never hangs) --
     def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
-        for name, s, c in zip(sources, sums.tolist(), counts.tolist()):
+        for name, s, c in zip(sources, sums.tolist(), counts.tolist(), strict=True):
             acc = self._source_sums.setdefault(name, [0.0, 0.0])
             acc[0] += s
             acc[1] += c
@@ -202,7 +202,7 @@ class SpeechLMModule(pl.LightningModule):
         local = torch.tensor([self._source_sums.get(n, [0.0, 0.0]) for n in names], dtype=torch.float64,
                              device=self.device)
         total = self.all_gather(local).reshape(-1, len(names), 2).sum(0) if self.trainer.world_size > 1 else local
-        for name, (s, c) in zip(names, total.tolist()):
+        for name, (s, c) in zip(names, total.tolist(), strict=True):
             if c > 0:
                 self.log(f"{stage}/loss_{name}", s / c, rank_zero_only=True, sync_dist=False)
         self._source_sums.clear()
