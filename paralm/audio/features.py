@@ -82,7 +82,8 @@ def log_mel(waveform: np.ndarray | torch.Tensor, spec: FeatureSpec) -> torch.Ten
     if n_frames == 0:
         return torch.zeros(spec.n_mels, 0)
     stft = torch.stft(wav, spec.n_fft, spec.hop_length, window=_window(spec.n_fft), return_complex=True)
-    power = stft[..., :-1].abs() ** 2  # (n_freq, n // hop)
+    spec_c = stft[..., :-1]
+    power = spec_c.real.square() + spec_c.imag.square()  # (n_freq, n // hop); |z|^2 without a sqrt
     mel = _mel_filters(spec.n_mels, spec.n_fft, spec.sample_rate) @ power
     logm = torch.clamp(mel, min=1e-10).log10()
     logm = torch.maximum(logm, logm.max() - 8.0)
