@@ -72,12 +72,22 @@ def bootstrap_ci(
     empty = [i for i, a in enumerate(arrays) if len(a) == 0]
     if empty:
         raise ValueError(f"bootstrap groups {empty} are empty; every group needs at least one item")
+    return percentile_ci(arrays, statistic, lambda rng: [a[rng.integers(0, len(a), size=len(a))] for a in arrays],
+                         n_resamples, confidence, seed)
+
+
+def percentile_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., float],
+                  draw: Callable[[np.random.Generator], Sequence[np.ndarray]], n_resamples: int,
+                  confidence: float, seed: int) -> BootstrapResult:
+    """The shared percentile-bootstrap loop: `draw(rng)` returns one resample of `arrays`.
+
+    Undefined (NaN / inf) resampled statistics are skipped and counted in `n_valid`.
+    """
     rng = np.random.default_rng(seed)
     estimate = _finite(statistic(*arrays))
     values = []
     for _ in range(n_resamples):
-        resampled = [a[rng.integers(0, len(a), size=len(a))] for a in arrays]
-        value = _finite(statistic(*resampled))
+        value = _finite(statistic(*draw(rng)))
         if value is not None:
             values.append(value)
     if not values:

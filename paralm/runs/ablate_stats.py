@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from paralm.eval.bootstrap import BootstrapResult
+from paralm.eval.bootstrap import BootstrapResult, percentile_ci
 
 
 class ScoreMatrix:
@@ -53,25 +53,13 @@ def paired_bootstrap(arrays: Sequence[np.ndarray], statistic: Callable[..., floa
     if not arrays or arrays[0].size == 0:
         return BootstrapResult(None, None, None, confidence, n_resamples, 0)
     n_seeds, n_items = arrays[0].shape
-    rng = np.random.default_rng(seed)
-    estimate = _finite(statistic(*arrays))
-    values = []
-    for _ in range(n_resamples):
+
+    def draw(rng: np.random.Generator) -> list[np.ndarray]:
         si = rng.integers(0, n_seeds, n_seeds)
         ii = rng.integers(0, n_items, n_items)
-        value = _finite(statistic(*(a[np.ix_(si, ii)] for a in arrays)))
-        if value is not None:
-            values.append(value)
-    if not values:
-        return BootstrapResult(estimate, None, None, confidence, n_resamples, 0)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return BootstrapResult(estimate, float(low), float(high), confidence, n_resamples, len(values))
+        return [a[np.ix_(si, ii)] for a in arrays]
 
-
-def _finite(value: float) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
+    return percentile_ci(arrays, statistic, draw, n_resamples, confidence, seed)
 
 
 def mean_of(a: np.ndarray) -> float:

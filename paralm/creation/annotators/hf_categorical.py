@@ -33,6 +33,7 @@ class HFCategoricalAnnotator:
     """Emotion classes + probabilities from a local HF audio-classification checkpoint."""
 
     needs_audio = True
+    field = "emotion"  # the prediction field the classifier's labels map onto
 
     def __init__(self, id: str, *, device: str = "cpu", model: str = "") -> None:
         """
@@ -42,7 +43,7 @@ class HFCategoricalAnnotator:
             model: local folder holding config, feature-extractor config and weights.
         """
         if not model:
-            raise ValueError(f"annotator {id!r} (hf_categorical) needs model=<local folder>")
+            raise ValueError(f"annotator {id!r} ({self.kind}) needs model=<local folder>")
         self.id = id
         self.clf = HFAudioClassifier(model, device)
         self.version = folder_version(model)
@@ -52,4 +53,4 @@ class HFCategoricalAnnotator:
                 "labels": self.clf.id2label, "sample_rate": self.clf.sample_rate}
 
     def annotate(self, batch: list[AnnotatorInput]) -> list[dict]:
-        return classify(self.clf, batch, "emotion", self.version)
+        return classify(self.clf, batch, self.field, self.version)
