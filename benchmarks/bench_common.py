@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 from paralm.audio import AudioTokenSpec
+from paralm.data.pack import FORMATS
 from paralm.data.shards import write_shards
 from paralm.data.sources import SourceSpec
 from paralm.model.builders import tiny_speech_lm_config, tiny_whisper_config
@@ -36,7 +37,9 @@ class Scale:
 
     Args:
         plan_clips: clips in the arithmetic frame-efficiency benchmark (a).
-        loader_clips: clips written as shards for the loader, training and cache benchmarks.
+        loader_clips: clips written as shards for the training and cache benchmarks.
+        loader_bench_clips: clips per pass of the loader benchmark (b).
+        loader_repeats: timed passes per loader in (b); the median counts.
         train_steps: measured training steps per configuration.
         judge_requests: requests of the concurrent judge client.
         judge_sequential: requests of each sequential judge baseline (None: about 2 s worth).
@@ -46,6 +49,8 @@ class Scale:
 
     plan_clips: int = 4000
     loader_clips: int = 160
+    loader_bench_clips: int = 640
+    loader_repeats: int = 3
     train_steps: int = 12
     judge_requests: int = 640
     judge_sequential: int | None = None
@@ -53,14 +58,26 @@ class Scale:
     cache_encoder: dict | None = field(default_factory=lambda: dict(WHISPER_TINY_SHAPE))
 
 
-WHISPER_TINY_SHAPE = dict(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
-                          init_std=0.02)
+WHISPER_TINY_SHAPE = dict(
+    d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536, init_std=0.02
+)
 FULL = Scale()
-QUICK = Scale(plan_clips=400, loader_clips=8, train_steps=2, judge_requests=48, judge_sequential=8, workers=1,
-              cache_encoder=None)
+QUICK = Scale(
+    plan_clips=400,
+    loader_clips=8,
+    loader_bench_clips=16,
+    loader_repeats=1,
+    train_steps=2,
+    judge_requests=48,
+    judge_sequential=8,
+    workers=1,
+    cache_encoder=None,
+)
 
 
-def duration_mix(n: int, seed: int = 0, median: float = 5.0, low: float = 1.0, high: float = 30.0) -> np.ndarray:
+def duration_mix(
+    n: int, seed: int = 0, median: float = 5.0, low: float = 1.0, high: float = 30.0
+) -> np.ndarray:
     """(n,) clip durations in seconds: log-normal around `median`, clipped to [low, high]."""
     rng = np.random.default_rng(seed)
     return np.clip(np.exp(rng.normal(np.log(median), 0.75, size=n)), low, high).round(3)
@@ -78,21 +95,41 @@ def clip_audio(seconds: float, seed: int) -> np.ndarray:
 
 def _meta(key: str, seconds: float, split: str) -> dict:
     return {
-        "key": key, "transcript": f"words spoken in clip {key}", "duration": float(seconds),
-        "corpus": "bench", "split": split, "source_kind": "general",
+        "key": key,
+        "transcript": f"words spoken in clip {key}",
+        "duration": float(seconds),
+        "corpus": "bench",
+        "split": split,
+        "source_kind": "general",
         "labels": {"gold": {"emotion": "neutral", "arousal": 0.5, "valence": 0.5}},
-        "qa": [{"question": "How does the speaker sound?", "answer": "The speaker sounds calm.",
-                "type": "DP", "origin": "template"}],
+        "qa": [
+            {
+                "question": "How does the speaker sound?",
+                "answer": "The speaker sounds calm.",
+                "type": "DP",
+                "origin": "template",
+            }
+        ],
     }
 
 
-def write_mix_shards(out: Path, durations: np.ndarray, split: str = "train", seed: int = 0) -> Path:
-    """FLAC shard set with one clip per duration under `out`; returns `out`."""
+def write_mix_shards(
+    out: Path, durations: np.ndarray, split: str = "train", seed: int = 0, audio_format: str = "flac"
+) -> Path:
+    """Shard set with one clip per duration under `out` (audio_format: a `paralm data pack` format); returns `out`."""
+    fmt = FORMATS[audio_format]
+
     def samples():
         for i, d in enumerate(durations):
             buf = io.BytesIO()
-            sf.write(buf, clip_audio(float(d), seed * 100_003 + i), SAMPLE_RATE, format="FLAC")
-            yield _meta(f"b{seed}x{i:05d}", float(d), split), buf.getvalue(), "flac"
+            sf.write(
+                buf,
+                clip_audio(float(d), seed * 100_003 + i),
+                SAMPLE_RATE,
+                format=fmt.sf_format,
+                subtype=fmt.subtype,
+            )
+            yield _meta(f"b{seed}x{i:05d}", float(d), split), buf.getvalue(), fmt.ext
 
     write_shards(samples(), out, prefix="bench", shard_bytes=64 << 20)
     return out

@@ -136,3 +136,14 @@ def test_placeholder_unknown_to_the_tokenizer_is_refused(tok, spec):
         ValueError, match=re.escape("placeholder '<|audio|>' to 3, but the audio spec says 9")
     ):
         Collator(tok, replace(spec, placeholder_token_id=9))
+
+
+def test_batched_tokenisation_gives_each_item_the_ids_it_gets_alone(tok, spec):
+    its = items(seconds=(0.5, 1.7, 1.1, 0.9))
+    batch = Collator(tok, spec, PromptConfig("explicit", "pred:ser"))(its)
+    for b, it in enumerate(its):
+        alone = Collator(tok, spec, PromptConfig("explicit", "pred:ser"))([it])
+        n = int(alone.attention_mask[0].sum())
+        assert batch.input_ids[b, :n].tolist() == alone.input_ids[0, :n].tolist()
+        assert batch.labels[b, :n].tolist() == alone.labels[0, :n].tolist()
+        assert int(batch.attention_mask[b].sum()) == n

@@ -2,10 +2,15 @@
 
 import json
 import logging
+import pickle
+from dataclasses import fields, replace
 
+import numpy as np
 import pytest
+import torch
 from feedkit import durations, make_audio_spec, make_tokenizer, one_torch_thread, write_source
 
+from paralm.data.batch import SHARED_MEMORY_MIN_BYTES, Batch, TransferBatch
 from paralm.data.datamodule import MixtureDataModule
 from paralm.data.index import ShardIndex
 from paralm.data.loader import SkipTracker
@@ -198,3 +203,31 @@ def test_loaders_need_attach_first(corpus):
     dm = MixtureDataModule(train_sources=[SourceSpec("gen", str(corpus / "gen"))])
     with pytest.raises(RuntimeError, match="attach"):
         dm.train_dataloader()
+
+
+def test_batches_from_worker_processes_equal_main_process_batches(tok, corpus):
+    def batches(workers):
+        loader = make_dm(tok, corpus, num_workers=workers).train_dataloader()
+        loader.sampler.set_epoch(0)
+        return list(loader)
+
+    main, workers = batches(0), batches(2)
+    assert len(main) == len(workers) > 0
+    for a, b in zip(main, workers, strict=True):
+        assert isinstance(b, Batch) and b.keys == a.keys and b.meta == a.meta
+        for f in fields(Batch):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if isinstance(x, torch.Tensor):
+                assert isinstance(y, torch.Tensor) and y.dtype == x.dtype, f.name
+                torch.testing.assert_close(y, x, rtol=0, atol=0)
+
+
+def test_transfer_batch_sends_small_tensors_by_value_and_large_ones_as_tensors(tok, corpus):
+    batch = next(iter(make_dm(tok, corpus).train_dataloader()))
+    big = torch.zeros(SHARED_MEMORY_MIN_BYTES // 4 + 1)
+    packed = TransferBatch.pack(replace(batch, features=big))
+    assert isinstance(packed.fields["input_ids"], np.ndarray)
+    assert isinstance(packed.fields["features"], torch.Tensor)
+    back = TransferBatch.unpack(pickle.loads(pickle.dumps(packed)))
+    assert torch.equal(back.input_ids, batch.input_ids) and torch.equal(back.features, big)
+    assert back.keys == batch.keys and back.encoder_states is None

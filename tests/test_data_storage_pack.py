@@ -87,6 +87,16 @@ def test_verify_shards_names_a_modified_shard(packed, tmp_path):
     assert len(problems) == 1 and problems[0].startswith(shard)
 
 
+def test_wav_format_packs_pcm16_that_reads_back_exactly(corpus, tmp_path):
+    report = data_pack.pack(read_manifest(corpus.manifest), corpus.audio_root, tmp_path / "wav", fmt="wav")
+    index = ShardIndex.load(tmp_path / "wav")
+    assert report.packed == 12 and all(r.audio_member.endswith(".wav") for r in index.samples)
+    reader = SampleReader(tmp_path / "wav", sample_rate=22050)
+    for row, record in zip(index.samples, corpus.records, strict=True):
+        original, _ = sf.read(corpus.audio_root / record["audio"], dtype="float32")
+        np.testing.assert_array_equal(reader.read(row).audio, original)  # 16-bit in, 16-bit PCM out
+
+
 @pytest.mark.parametrize("fmt", ["ogg", "opus"])
 def test_lossy_formats_round_trip(corpus, tmp_path, fmt):
     report = data_pack.pack(read_manifest(corpus.manifest), corpus.audio_root, tmp_path / fmt, fmt=fmt)

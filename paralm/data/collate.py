@@ -103,7 +103,8 @@ class Collator:
         """The batch and how many items lacked their metadata source (explicit mode only)."""
         if not items:
             raise ValueError("cannot collate an empty list of items")
-        encoded = [self._encode(it) for it in items]
+        prompts, answers = self._tokenize(items)
+        encoded = [self._encode(it, p, a) for it, p, a in zip(items, prompts, answers, strict=True)]
         input_ids, attention_mask, labels = self._pad_text(encoded)
         batch = Batch(
             input_ids=input_ids,
@@ -129,23 +130,36 @@ class Collator:
     def _qa(item: FeedItem) -> dict:
         return item.sample.meta["qa"][item.qa_index]
 
-    def _encode(self, item: FeedItem) -> _Encoded:
-        qa = self._qa(item)
+    def _tokenize(self, items: list[FeedItem]) -> tuple[list[list[int]], list[list[int]]]:
+        """Prompt ids (one placeholder each) and answer ids (eos appended) of every item.
+
+        One tokenizer call per batch for prompts and one for answers: the per-call overhead of a
+        transformers tokenizer costs more than encoding a short text, and the ids are the same.
+        """
+        placeholder = self.audio_spec.placeholder_token
+        texts = [
+            render_prompt(
+                self.tokenizer,
+                build_messages(self._qa(it)["question"], it.sample.meta, self.prompt, placeholder),
+            )
+            for it in items
+        ]
+        prompts = self.tokenizer(texts, add_special_tokens=self._use_special)["input_ids"]
+        answers = self.tokenizer([str(self._qa(it)["answer"]) for it in items], add_special_tokens=False)
+        eos = int(self.tokenizer.eos_token_id)
+        return [list(p) for p in prompts], [list(a) + [eos] for a in answers["input_ids"]]
+
+    def _encode(self, item: FeedItem, prompt_ids: list[int], answer_ids: list[int]) -> _Encoded:
         spec = self.audio_spec
-        messages = build_messages(qa["question"], item.sample.meta, self.prompt, spec.placeholder_token)
-        text = render_prompt(self.tokenizer, messages)
-        ids = self.tokenizer(text, add_special_tokens=self._use_special)["input_ids"]
         n_samples = _num_samples(item.sample)
         n_tokens = spec.num_tokens(n_samples)
-        prompt = _expand_placeholder(list(ids), spec.placeholder_token_id, n_tokens)
-        answer = list(self.tokenizer(str(qa["answer"]), add_special_tokens=False)["input_ids"])
-        answer.append(int(self.tokenizer.eos_token_id))
+        prompt = _expand_placeholder(prompt_ids, spec.placeholder_token_id, n_tokens)
         missing = (
             self.prompt.uses_metadata and lookup_metadata(item.sample.meta, self.prompt.metadata) is None
         )
         states = getattr(item.sample, "encoder_states", None)  # set by the feature cache's reader
         feats = log_mel(item.sample.audio, spec.features) if states is None else states  # (C, T_i) | (F_i, D)
-        return _Encoded(prompt, answer, feats, n_tokens, missing, n_samples, cached=states is not None)
+        return _Encoded(prompt, answer_ids, feats, n_tokens, missing, n_samples, cached=states is not None)
 
     def _item_meta(self, item: FeedItem, enc: _Encoded) -> dict:
         meta, qa = item.sample.meta, self._qa(item)
@@ -211,13 +225,16 @@ def _audio_fields(encoded: list[_Encoded], spec: AudioTokenSpec) -> dict[str, to
             "feature_lengths": torch.tensor([e.features.shape[-1] for e in encoded], dtype=torch.long),
         }
     if not all(cached):
-        raise ValueError("a batch mixes cached encoder states and decoded audio; fill the feature cache for "
-                         "every source of this loader (paralm.features_cache.ensure_feature_cache)")
+        raise ValueError(
+            "a batch mixes cached encoder states and decoded audio; fill the feature cache for "
+            "every source of this loader (paralm.features_cache.ensure_feature_cache)"
+        )
     channels = spec.features.n_mels if spec.features.kind == "log_mel" else 1
     return {
         "features": torch.zeros(len(encoded), channels, 0),
-        "feature_lengths": torch.tensor([num_feature_frames(spec.features, e.n_samples) for e in encoded],
-                                        dtype=torch.long),
+        "feature_lengths": torch.tensor(
+            [num_feature_frames(spec.features, e.n_samples) for e in encoded], dtype=torch.long
+        ),
         "encoder_states": pad_sequence([e.features for e in encoded], batch_first=True),  # (B, F, D)
         "encoder_lengths": torch.tensor([e.features.shape[0] for e in encoded], dtype=torch.long),
     }

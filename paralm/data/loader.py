@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from paralm.data.batch import Batch
+from paralm.data.batch import Batch, TransferBatch
 from paralm.data.collate import Collator, FeedItem
 from paralm.data.index import IndexRow
 from paralm.data.plan import PlanItem
@@ -126,7 +126,9 @@ class AudioSwapReader:
     def __init__(self, reader: SampleReader, rows: Sequence[IndexRow], seed: int) -> None:
         self.reader = reader
         order = np.random.default_rng(seed).permutation(len(rows))
-        self.partner = {rows[int(order[i])].key: rows[int(order[(i + 1) % len(rows)])] for i in range(len(rows))}
+        self.partner = {
+            rows[int(order[i])].key: rows[int(order[(i + 1) % len(rows)])] for i in range(len(rows))
+        }
 
     # everything that carries the sound: decoded audio, or cached encoder states and their sample count
     AUDIO_FIELDS = ("audio", "sample_rate", "encoder_states", "n_samples")
@@ -231,6 +233,20 @@ def _passthrough(x):
     return x
 
 
+class _WorkerSide(Dataset):
+    """The dataset as worker processes see it: batches packed for the trip to the main process."""
+
+    def __init__(self, dataset: PlanDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[TransferBatch, BatchReport]:
+        batch, report = self.dataset[i]
+        return TransferBatch.pack(batch), report
+
+
 class PlanLoader:
     """Iterable of `Batch` over this rank's plan for the current epoch.
 
@@ -275,8 +291,9 @@ class PlanLoader:
         if start >= len(batches):  # a position at the end means that epoch was finished
             start = cursor.position = 0
         workers = self.num_workers if len(batches) - start > 1 else 0
+        dataset = self.dataset_fn(batches)
         loader = DataLoader(
-            self.dataset_fn(batches),
+            _WorkerSide(dataset) if workers else dataset,
             batch_size=None,
             sampler=range(start, len(batches)),
             num_workers=workers,
@@ -286,6 +303,8 @@ class PlanLoader:
         finished = False
         try:
             for batch, report in loader:
+                if isinstance(batch, TransferBatch):
+                    batch = batch.unpack()
                 self.tracker.absorb(report)
                 cursor.position += 1
                 yield batch

@@ -1,4 +1,4 @@
-"""`paralm data pack`: audio files + a manifest -> tar shards (FLAC, OGG/Vorbis or OGG/Opus) + index.
+"""`paralm data pack`: audio files + a manifest -> tar shards (FLAC, OGG/Vorbis, OGG/Opus or PCM WAV) + index.
 
 Every input is decoded before it is packed, so a file that will not decode, holds NaN/inf, or is
 empty is reported with its key and reason and never reaches a shard; duplicate keys and metadata
@@ -41,7 +41,7 @@ class AudioFormat:
     subtype: str
 
     def subtype_for(self, source_subtype: str) -> str:
-        if self.sf_format == "FLAC" and source_subtype in HIGH_RES_SUBTYPES:
+        if self.sf_format in ("FLAC", "WAV") and source_subtype in HIGH_RES_SUBTYPES:
             return "PCM_24"
         return self.subtype
 
@@ -50,6 +50,7 @@ FORMATS: dict[str, AudioFormat] = {
     "flac": AudioFormat("flac", "FLAC", "PCM_16"),
     "ogg": AudioFormat("ogg", "OGG", "VORBIS"),
     "opus": AudioFormat("opus", "OGG", "OPUS"),
+    "wav": AudioFormat("wav", "WAV", "PCM_16"),
 }
 
 
@@ -194,7 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio-root", required=True, help="directory the manifest's `audio` paths are relative to"
     )
     p.add_argument("--out", required=True, help="output directory for shards and index.json")
-    p.add_argument("--format", default="flac", choices=sorted(FORMATS), help="audio codec in the shards")
+    p.add_argument(
+        "--format",
+        default="flac",
+        choices=sorted(FORMATS),
+        help="audio codec in the shards: flac (lossless, default), wav (16-bit PCM: about twice "
+        "the bytes, a third of the decoding time; for corpora read many times), ogg/opus (lossy)",
+    )
     p.add_argument(
         "--shard-bytes", type=parse_bytes, default=DEFAULT_SHARD_BYTES, help="target shard size (e.g. 256M)"
     )
