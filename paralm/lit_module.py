@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from paralm.audio import AudioTokenSpec
 from paralm.data.batch import Batch
+from paralm.data.source_metrics import SourceLossAggregator
 from paralm.model.config import SpeechLMConfig
 from paralm.model.llm import build_tokenizer
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
@@ -134,7 +135,7 @@ class SpeechLMModule(pl.LightningModule):
         self.net: SpeechLM | None = None
         self.strict_loading = False  # the trained subset is loaded strictly in on_load_checkpoint
         self.source_names: list[str] = []
-        self._source_sums: dict[str, list[float]] = {}
+        self._source_losses: SourceLossAggregator | None = None
 
     # ---- model life cycle -------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -188,24 +189,20 @@ class SpeechLMModule(pl.LightningModule):
 
     # ---- per-source losses (aggregated across ranks with a fixed shape, so an absent source never hangs) --
     def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
-        for name, s, c in zip(sources, sums.tolist(), counts.tolist(), strict=True):
-            acc = self._source_sums.setdefault(name, [0.0, 0.0])
-            acc[0] += s
-            acc[1] += c
+        if self._source_losses is None:
+            # more than one rank: every rank registers the same names (the datamodule's), up front
+            single = self._trainer is None or self.trainer.world_size == 1
+            self._source_losses = SourceLossAggregator(self.source_names, grow=single)
+        self._source_losses.update(sources, sums, weights=counts)
 
     def _log_sources(self, stage: str) -> None:
-        names = sorted(set(self.source_names) | set(self._source_sums))
-        if self.trainer.world_size > 1:
-            names = sorted(set(self.source_names))  # must be identical on every rank
-        if not names:
-            return
-        local = torch.tensor([self._source_sums.get(n, [0.0, 0.0]) for n in names], dtype=torch.float64,
-                             device=self.device)
-        total = self.all_gather(local).reshape(-1, len(names), 2).sum(0) if self.trainer.world_size > 1 else local
-        for name, (s, c) in zip(names, total.tolist(), strict=True):
-            if c > 0:
-                self.log(f"{stage}/loss_{name}", s / c, rank_zero_only=True, sync_dist=False)
-        self._source_sums.clear()
+        if self._source_losses is None:
+            if self.trainer.world_size == 1 or not self.source_names:
+                return
+            self._source_losses = SourceLossAggregator(self.source_names)  # saw no batch; still all-reduce
+        for name, value in self._source_losses.compute(sync=self.trainer.world_size > 1).items():
+            self.log(f"{stage}/loss_{name}", value, rank_zero_only=True, sync_dist=False)
+        self._source_losses.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_sources("train")
@@ -219,6 +216,7 @@ class SpeechLMModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self.source_names = list(getattr(dm, "source_names", []) or [])
+        self._source_losses = None  # registered again from these names at the first step
         if getattr(dm, "feature_cache", None):  # frozen-encoder states: encoded once, before any loader exists
             from paralm.features_cache import fill_for_module
 

@@ -65,3 +65,10 @@ def test_source_loss_aggregator_means_per_source_and_omits_unseen_ones():
 def test_source_loss_aggregator_refuses_unregistered_names():
     with pytest.raises(ValueError, match=r"unknown source\(s\) \['z'\]; registered: \['a'\]"):
         SourceLossAggregator(["a"]).update(["z"], torch.tensor([1.0]))
+
+
+def test_single_process_aggregator_can_register_names_as_they_come():
+    agg = SourceLossAggregator([], grow=True)
+    agg.update(["x", "y", "x"], torch.tensor([1.0, 5.0, 3.0]))
+    agg.update(["z"], torch.tensor([7.0]))
+    assert agg.compute() == {"x": 2.0, "y": 5.0, "z": 7.0} and agg.sources == ["x", "y", "z"]

@@ -85,3 +85,36 @@ def test_corrupted_checkpoint_is_refused_with_its_name(trained, tmp_path):
     (tmp_path / "bad.ckpt.ok").write_text((trained["ckpt"].parent / (trained["ckpt"].name + ".ok")).read_text())
     with pytest.raises(RuntimeError, match="bad.ckpt"):
         load_verified(bad)
+
+
+def test_per_source_validation_loss_is_the_token_mean_of_each_source(tmp_path):
+    from paralm.data.datamodule import MixtureDataModule
+    from paralm.data.sources import SourceSpec
+    from paralm.lit_module import token_losses
+
+    torch.manual_seed(0)
+    shards, other = tiny_shards(tmp_path / "a"), tiny_shards(tmp_path / "b", seed=1, durations=(0.4, 0.9))
+    module = tiny_module()
+    dm = MixtureDataModule(
+        train_sources=[SourceSpec(name="general", path=str(shards), split="train")],
+        val_sources=[SourceSpec(name="va", path=str(shards), split="val"),
+                     SourceSpec(name="vb", path=str(other), split="val")],
+        batch_size=3, num_workers=0)
+    dm.attach(module.tokenizer, module.audio_token_spec)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    logged = trainer.validate(module, datamodule=dm, verbose=False)[0]
+
+    expected: dict[str, list[float]] = {}
+    module.eval()
+    with torch.no_grad():
+        for batch in dm.val_dataloader():
+            sums, counts = token_losses(module(batch), batch.labels)
+            for name, s, c, m in zip(batch.sources, sums.tolist(), counts.tolist(), batch.meta, strict=True):
+                if not m["is_pad"]:
+                    acc = expected.setdefault(name, [0.0, 0.0])
+                    acc[0], acc[1] = acc[0] + s, acc[1] + c
+    assert set(expected) == {"va", "vb"} and expected["va"][0] / expected["va"][1] != pytest.approx(
+        expected["vb"][0] / expected["vb"][1], rel=1e-3)
+    for name, (s, c) in expected.items():
+        assert logged[f"val/loss_{name}"] == pytest.approx(s / c, rel=1e-5)

@@ -19,13 +19,16 @@ class SourceLossAggregator:
 
     Args:
         sources: every source name that may appear, in the same order on every rank.
+        grow: register unknown names on first sight instead of refusing them; only for a single process
+            (ranks could then disagree on the shape), e.g. a model fed by loaders without a datamodule.
     """
 
-    def __init__(self, sources: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[str], grow: bool = False) -> None:
         names = list(dict.fromkeys(sources))
-        if not names:
+        if not names and not grow:
             raise ValueError("SourceLossAggregator needs at least one source name")
         self.sources = names
+        self.grow = grow
         self._index = {n: i for i, n in enumerate(names)}
         self._state = torch.zeros(len(names), 2, dtype=torch.float64)  # (S, [sum, count])
 
@@ -41,9 +44,11 @@ class SourceLossAggregator:
         losses = losses.detach().reshape(-1)
         if len(sources) != losses.numel():
             raise ValueError(f"got {len(sources)} source names for {losses.numel()} losses")
-        unknown = sorted(set(sources) - set(self._index))
+        unknown = list(dict.fromkeys(s for s in sources if s not in self._index))
+        if unknown and not self.grow:
+            raise ValueError(f"unknown source(s) {sorted(unknown)}; registered: {self.sources}")
         if unknown:
-            raise ValueError(f"unknown source(s) {unknown}; registered: {self.sources}")
+            self._register(unknown)
         idx = torch.tensor([self._index[s] for s in sources], dtype=torch.long)
         w = torch.ones_like(losses) if weights is None else weights.detach().reshape(-1).to(losses)
         state = self._state
@@ -52,6 +57,13 @@ class SourceLossAggregator:
         idx = idx.to(losses.device)
         state[:, 0].index_add_(0, idx, losses.to(state.dtype))
         state[:, 1].index_add_(0, idx, w.to(state.dtype))
+
+    def _register(self, names: list[str]) -> None:
+        for name in names:
+            self._index[name] = len(self.sources)
+            self.sources.append(name)
+        extra = torch.zeros(len(names), 2, dtype=self._state.dtype, device=self._state.device)
+        self._state = torch.cat([self._state, extra])
 
     def compute(self, sync: bool = True) -> dict[str, float]:
         """Mean loss per source over all ranks (one all-reduce; all ranks must call it). Unseen: omitted."""
