@@ -181,3 +181,14 @@ def test_sample_shuffle_reorders_deterministically_without_losing_samples(damage
 
     plain, shuffled = keys(0), keys(8)
     assert sorted(plain) == sorted(shuffled) and plain != shuffled and keys(8) == shuffled
+
+
+def test_corrupt_audio_detail_is_the_same_text_on_every_run():
+    from paralm.data.reader import DecodeOptions, decode_audio
+
+    details = set()
+    for _ in range(2):
+        with pytest.raises(SkipSample) as err:
+            decode_audio(b"JUNK" * 100, DecodeOptions())
+        details.add((err.value.reason, err.value.detail))
+    assert details == {("corrupt_audio", "LibsndfileError: Format not recognised.")}

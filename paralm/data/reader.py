@@ -96,7 +96,7 @@ def decode_audio(data: bytes, opts: DecodeOptions) -> np.ndarray:
     try:
         wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as exc:
-        raise SkipSample("corrupt_audio", str(exc)) from exc
+        raise SkipSample("corrupt_audio", _decode_error_text(exc)) from exc
     if not np.isfinite(wav).all():
         raise SkipSample("non_finite_audio", f"{int((~np.isfinite(wav)).sum())} NaN/inf values")
     mono = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
@@ -108,6 +108,13 @@ def decode_audio(data: bytes, opts: DecodeOptions) -> np.ndarray:
     if sr != opts.sample_rate:
         mono = soxr.resample(mono, sr, opts.sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _decode_error_text(exc: Exception) -> str:
+    """libsndfile's reason without the in-memory buffer's repr (an address that differs every run, which
+    would make skip files of identical runs differ)."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    return f"{type(exc).__name__}: {text}"
 
 
 def decode_sample(key: str, shard: str, meta_bytes: bytes, audio: bytes, opts: DecodeOptions) -> LoadedSample:
