@@ -11,6 +11,14 @@ training split's gold labels, then:
     other K-1 folds (folds grouped by speaker, recorded as `fold` in the prediction); without
     `--folds`, training samples get no prediction from it at all (counted), because a model must never
     label its own training data.
+
+With `--windows`, every annotator that is not fitted on the corpus also labels each window of each clip
+(the spans `paralm data condense` cuts: `--window` s centres tiling the VAD speech segments, each heard
+with `--context` s on both sides) and the predictions go to `meta["windows"] = [{start, end, cut, pred:
+{<id>: prediction}}]`, times in seconds of the clip. Condense then labels each window with its own
+prediction instead of the clip's, as in the source paper (2-s centres, 1-s context). An ensemble combines
+its members' window predictions the same way it combines their clip predictions. Fitted annotators keep
+clip-level predictions only (their out-of-fold guarantee is per clip), counted per clip.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from paralm.creation.annotators import (
     resolve_device,
 )
 from paralm.creation.annotators.folds import assign_folds, group_of
+from paralm.creation.condense_core import CondenseConfig, window_spans
 from paralm.creation.stage import StageSample, add_stage_args, read_samples, run_cli, run_stage
 from paralm.data.skips import SkipCounter
 
@@ -57,6 +66,26 @@ class FitPlan:
     folds: int = 0
     seed: int = 0
     group_field: str | None = None
+
+
+@dataclass
+class WindowPlan:
+    """Per-window labelling (`--windows`); the same geometry as `CondenseConfig`, which should match.
+
+    Args:
+        window: seconds of each labelled centre.
+        context: seconds of audio heard on each side of the centre (clamped to the clip).
+        min_cut: windows whose audio is shorter than this (seconds) are not labelled (counted): too little
+            for a model's front end.
+    """
+
+    window: float = CondenseConfig.window
+    context: float = CondenseConfig.context
+    min_cut: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.window <= 0 or self.context < 0 or self.min_cut < 0:
+            raise ValueError(f"--window must be > 0 and --context >= 0, got {self.window}, {self.context}")
 
 
 @dataclass
@@ -127,7 +156,8 @@ def _write(meta: dict, label_id: str, pred: dict) -> bool:
     return replaced
 
 
-def make_transform(annotators: list[Annotator], fitted: dict[str, FittedPredictions]):
+def make_transform(annotators: list[Annotator], fitted: dict[str, FittedPredictions],
+                   windows: WindowPlan | None = None):
     """The stage transform: run (or look up) every annotator on each batch, in the order given."""
 
     def transform(batch: list[StageSample], counts: Counter) -> list[StageSample]:
@@ -144,14 +174,64 @@ def make_transform(annotators: list[Annotator], fitted: dict[str, FittedPredicti
                 if _write(s.meta, *item):
                     counts[f"replaced:{item[0]}"] += 1
                 counts[f"labelled:{item[0]}"] += 1
+        if windows is not None:
+            annotate_windows(batch, [a for a in annotators if a.id not in fitted], windows, counts)
+            for a in annotators:
+                if a.id in fitted:
+                    counts[f"windows_not_labelled_fitted:{a.id}"] += len(batch)
         return batch
 
     return transform
 
 
+def _window_entries(s: StageSample, plan: WindowPlan) -> list[dict]:
+    """The clip's window entries (earlier ones with the same centre keep their predictions)."""
+    earlier = {(float(e["start"]), float(e["end"])): e for e in s.meta.get("windows") or []}
+    entries = []
+    for centre, cut in window_spans(s.meta, plan.window, plan.context):
+        entry = earlier.get(centre) or {"start": centre[0], "end": centre[1], "pred": {}}
+        entry["cut"] = list(cut)
+        entry.setdefault("pred", {})
+        entries.append(entry)
+    return entries
+
+
+def annotate_windows(batch: list[StageSample], annotators: list[Annotator], plan: WindowPlan,
+                     counts: Counter) -> None:
+    """Label every window of every clip in `batch` with each annotator; writes `meta["windows"]`."""
+    todo: list[tuple[dict, AnnotatorInput]] = []  # (window entry, what the annotators see)
+    for s in batch:
+        entries = _window_entries(s, plan)
+        s.meta["windows"] = entries
+        for i, entry in enumerate(entries):
+            cut = entry["cut"]
+            if cut[1] - cut[0] < plan.min_cut:
+                counts["window_too_short"] += 1
+                continue
+            audio = None
+            if s.audio is not None:
+                audio = s.audio[int(round(cut[0] * s.sample_rate)):int(round(cut[1] * s.sample_rate))]
+            labels = {**(s.meta.get("labels") or {}), "pred": entry["pred"]}  # ensembles read the window's
+            meta = {**s.meta, "key": f"{s.key}@w{i:03d}", "duration": cut[1] - cut[0], "labels": labels}
+            todo.append((entry, AnnotatorInput(meta["key"], audio, s.sample_rate, meta)))
+        counts["windows"] += len(entries)
+    if not todo:
+        return
+    chunk = max(1, len(batch))  # as many windows per model call as the stage's batch has clips
+    for a in annotators:
+        preds = [p for i in range(0, len(todo), chunk) for p in a.annotate([inp for _, inp in todo[i:i + chunk]])]
+        for (entry, inp), pred in zip(todo, preds, strict=True):
+            if not pred:
+                counts[f"window_unlabelled:{a.id}"] += 1
+                continue
+            entry["pred"][a.id] = clean_prediction(pred, f"{inp.key}: windows.pred.{a.id}")
+            counts[f"window_labelled:{a.id}"] += 1
+
+
 def annotate(src: str | Path, out: str | Path, specs: list[str], *, device: str = "auto", plan: FitPlan | None = None,
-             batch_size: int = 16, shard_bytes: int | None = None, quiet: bool = False):
-    """Library entry point of the command; returns the StageReport."""
+             batch_size: int = 16, shard_bytes: int | None = None, quiet: bool = False,
+             windows: WindowPlan | None = None):
+    """Library entry point of the command; returns the StageReport. `windows`: also label each window."""
     plan = plan or FitPlan()
     if plan.folds == 1 or plan.folds < 0:
         raise ValueError(f"--folds must be 0 (no out-of-fold predictions) or >= 2, got {plan.folds}")
@@ -169,9 +249,12 @@ def annotate(src: str | Path, out: str | Path, specs: list[str], *, device: str 
         fitted = {a.id: fit_and_predict(a, feats[a.id], rows, plan) for a in fittable}
     record = {a.id: {**a.describe(), **(fitted[a.id].record if a.id in fitted else {}), "device": device}
               for a in annotators}
+    if windows is not None:
+        record["@windows"] = {"window": windows.window, "context": windows.context, "min_cut": windows.min_cut,
+                              "annotators": [a.id for a in annotators if a.id not in fitted]}
     needs_audio = any(a.needs_audio and a.id not in fitted for a in annotators)
     kwargs = {"shard_bytes": shard_bytes} if shard_bytes else {}
-    return run_stage(src, out, "annotate", make_transform(annotators, fitted), record=record,
+    return run_stage(src, out, "annotate", make_transform(annotators, fitted, windows), record=record,
                      sample_rate=SAMPLE_RATE if needs_audio else None, batch_size=batch_size, quiet=quiet, **kwargs)
 
 
@@ -200,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "speaker_id, voice)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--windows", action="store_true",
+                   help="also label every window that `paralm data condense` will cut (meta.windows)")
+    p.add_argument("--window", type=float, default=CondenseConfig.window,
+                   help="seconds of each labelled window centre (use the same value for condense)")
+    p.add_argument("--context", type=float, default=CondenseConfig.context,
+                   help="seconds of context heard on each side of a window centre (same as condense)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (registers extra annotator kinds)")
     return p
@@ -210,6 +299,7 @@ def main(argv: list[str]) -> int:
     for module in args.plugin:
         importlib.import_module(module)
     plan = FitPlan(args.train_split, args.folds, args.seed, args.group_field)
+    windows = WindowPlan(args.window, args.context) if args.windows else None
     return run_cli("paralm data annotate", lambda: annotate(
         args.src, args.out, args.annotator, device=args.device, plan=plan, batch_size=args.batch_size,
-        shard_bytes=int(args.shard_mb * 2**20)))
+        shard_bytes=int(args.shard_mb * 2**20), windows=windows))

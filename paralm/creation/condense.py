@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=d.window, help="labelled centre length t (s)")
     p.add_argument("--context", type=float, default=d.context, help="context dt on each side of the centre (s)")
     p.add_argument("--annotator", default=d.annotator, help="labels.pred annotator id, or 'gold'")
+    p.add_argument("--dimensions", default=d.dimensions, metavar="ID",
+                   help="take arousal/valence/dominance from this annotator (e.g. a dimensional regressor)")
     p.add_argument("--valence-pos", type=float, default=d.valence_pos, help="positive emotions need valence >= this")
     p.add_argument("--valence-neg", type=float, default=d.valence_neg, help="negative emotions need valence <= this")
     p.add_argument("--neutral-rule", default=d.neutral_rule, choices=["any", "between"],
@@ -143,6 +145,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = CondenseConfig(window=args.window, context=args.context, annotator=args.annotator,
+                             dimensions=args.dimensions,
                              valence_pos=args.valence_pos, valence_neg=args.valence_neg,
                              neutral_rule=args.neutral_rule, min_occurrence=args.min_occurrence,
                              min_words=args.min_words, min_centre=args.min_centre)

@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from paralm.data.schema import DIMENSIONS
+
 SENTIMENT: dict[str, str] = {
     "happy": "positive",
     "sad": "negative", "angry": "negative", "fearful": "negative", "disgusted": "negative",
@@ -45,6 +47,9 @@ class CondenseConfig:
         window: length t in seconds of the labelled centre of each window.
         context: seconds dt of context added on each side of the centre (clamped to the clip).
         annotator: `labels.pred` annotator id that labels the windows, or "gold" for `labels.gold`.
+        dimensions: annotator id whose arousal / valence / dominance replace the label's own (e.g. a
+            dimensional regressor beside a categorical model, as in the source paper); None = the
+            annotator's own values.
         valence_pos: positive emotions (happy) need valence >= this to pass the consistency filter.
         valence_neg: negative emotions (sad, angry, fearful, disgusted) need valence <= this.
         neutral_rule: "any" lets neutral/surprised pass whatever the valence; "between" asks
@@ -57,6 +62,7 @@ class CondenseConfig:
     window: float = 2.0
     context: float = 1.0
     annotator: str = "gold"
+    dimensions: str | None = None
     valence_pos: float = 0.5
     valence_neg: float = 0.4
     neutral_rule: str = "any"
@@ -159,11 +165,19 @@ def _midpoint_in(word: dict, span: tuple[float, float]) -> bool:
     return span[0] <= mid < span[1]
 
 
-def clip_label(meta: dict, annotator: str) -> dict | None:
+def _has_emotion(pred: dict) -> bool:
+    return bool(pred.get("emotion"))
+
+
+def _has_dimensions(pred: dict) -> bool:
+    return any(pred.get(d) is not None for d in DIMENSIONS)
+
+
+def clip_label(meta: dict, annotator: str, usable: Callable[[dict], bool] = _has_emotion) -> dict | None:
     """The clip-level prediction of `annotator` ("gold" reads labels.gold), or None."""
     labels = meta.get("labels") or {}
     label = labels.get("gold") if annotator == "gold" else (labels.get("pred") or {}).get(annotator)
-    return dict(label) if isinstance(label, dict) and label.get("emotion") else None
+    return dict(label) if isinstance(label, dict) and usable(label) else None
 
 
 def _window_pred(entry: dict, annotator: str) -> dict | None:
@@ -175,18 +189,48 @@ def _window_pred(entry: dict, annotator: str) -> dict | None:
     return dict(inner) if isinstance(inner, dict) else None
 
 
-def window_label(meta: dict, centre: tuple[float, float], annotator: str) -> tuple[dict | None, str]:
-    """(prediction, scope) for a centre: the stored window overlapping it most (>= half), else the clip's."""
+def window_label(meta: dict, centre: tuple[float, float], annotator: str,
+                 usable: Callable[[dict], bool] = _has_emotion) -> tuple[dict | None, str]:
+    """(prediction, scope) for a centre: the stored window overlapping it most (>= half), else the clip's.
+    `usable` says which predictions count (default: those with an emotion)."""
     best, best_overlap = None, 0.5 * (centre[1] - centre[0]) - EPS
     for entry in meta.get("windows") or []:
         ov = _overlap(centre, (float(entry["start"]), float(entry["end"])))
         pred = _window_pred(entry, annotator)
-        if ov > best_overlap and pred and pred.get("emotion"):
+        if ov > best_overlap and pred and usable(pred):
             best, best_overlap = pred, ov
     if best is not None:
         return best, "window"
-    label = clip_label(meta, annotator)
+    label = clip_label(meta, annotator, usable)
     return label, "clip" if label else ""
+
+
+def labelled(meta: dict, centre: tuple[float, float], cfg: CondenseConfig) -> tuple[dict | None, str]:
+    """The window's label: `cfg.annotator`'s emotion, with arousal / valence / dominance taken from
+    `cfg.dimensions` when set (the same window, else its clip; recorded as `dimensions_from` and
+    `dimensions_scope`). Without such values the consistency filter drops the window as missing_valence."""
+    label, scope = window_label(meta, centre, cfg.annotator)
+    if label is None or not cfg.dimensions:
+        return label, scope
+    for d in DIMENSIONS:
+        label.pop(d, None)
+    dims, dim_scope = window_label(meta, centre, cfg.dimensions, _has_dimensions)
+    if dims is not None:
+        label.update({d: dims[d] for d in DIMENSIONS if dims.get(d) is not None})
+        label.update(dimensions_from=cfg.dimensions, dimensions_scope=dim_scope)
+    return label, scope
+
+
+def window_spans(meta: dict, window: float, context: float) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(centre, cut) of every window of a clip, in order (stage 1). `paralm data annotate --windows` labels
+    the same spans, so its per-window predictions line up with the windows condense cuts."""
+    duration = float(meta["duration"])
+    spans = []
+    for seg in speech_segments(meta):
+        for centre in tile_segment(seg[0], seg[1], window):
+            cut = (round(max(0.0, centre[0] - context), 6), round(min(duration, centre[1] + context), 6))
+            spans.append((centre, cut))
+    return spans
 
 
 def clip_windows(meta: dict, cfg: CondenseConfig) -> list[Window]:
@@ -194,20 +238,18 @@ def clip_windows(meta: dict, cfg: CondenseConfig) -> list[Window]:
     duration = float(meta["duration"])
     words = meta.get("words")
     out: list[Window] = []
-    for seg in speech_segments(meta):
-        for centre in tile_segment(seg[0], seg[1], cfg.window):
-            cut = (round(max(0.0, centre[0] - cfg.context), 6), round(min(duration, centre[1] + cfg.context), 6))
-            w = Window(str(meta["key"]), len(out), centre, cut)
-            w.label, w.label_scope = window_label(meta, centre, cfg.annotator)
-            if words is not None:
-                inside = [x for x in words if _midpoint_in(x, cut)]
-                w.words = [{"w": x["w"], "start": round(float(x["start"]) - cut[0], 6),
-                            "end": round(float(x["end"]) - cut[0], 6)} for x in inside]
-                w.transcript = " ".join(str(x["w"]).strip() for x in inside).strip()
-                w.centre_words = sum(_midpoint_in(x, centre) for x in words)
-            elif cut[0] <= EPS and cut[1] >= duration - EPS:
-                w.transcript = str(meta.get("transcript", ""))
-            out.append(w)
+    for centre, cut in window_spans(meta, cfg.window, cfg.context):
+        w = Window(str(meta["key"]), len(out), centre, cut)
+        w.label, w.label_scope = labelled(meta, centre, cfg)
+        if words is not None:
+            inside = [x for x in words if _midpoint_in(x, cut)]
+            w.words = [{"w": x["w"], "start": round(float(x["start"]) - cut[0], 6),
+                        "end": round(float(x["end"]) - cut[0], 6)} for x in inside]
+            w.transcript = " ".join(str(x["w"]).strip() for x in inside).strip()
+            w.centre_words = sum(_midpoint_in(x, centre) for x in words)
+        elif cut[0] <= EPS and cut[1] >= duration - EPS:
+            w.transcript = str(meta.get("transcript", ""))
+        out.append(w)
     return out
 
 
