@@ -148,9 +148,11 @@ def durations(n: int, seed: int = 0, low: float = 0.2, high: float = 1.2) -> lis
 
 
 def one_torch_thread():
-    """Generator body for a fixture: feature extraction in one thread (as in dataloader workers).
+    """Generator body for a fixture: torch in one thread (as in dataloader workers).
 
-    On a busy 2-core machine intra-op threading makes small STFTs 10x slower, not faster.
+    Tiny models and small STFTs run fastest on one thread: on a busy 2-core machine intra-op threading
+    makes small STFTs 10x slower, not faster, and only contends with other processes.
+    Use: `one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)`.
     """
     import torch
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from feedkit import one_torch_thread
 from tokenizers import pre_tokenizers
 from transformers import (
     GenerationConfig,
@@ -37,13 +38,7 @@ SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>",
             "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models decode far faster on one thread than fighting other processes for two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 def build_whisper(folder: Path, alignment_heads: bool = True) -> Path:

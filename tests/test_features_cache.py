@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import pytest
 import torch
+from feedkit import one_torch_thread
 from shardkit import corrupt_shards
 from trainkit import tiny_datamodule, tiny_module, tiny_shards
 
@@ -16,13 +17,7 @@ from paralm.features_cache import encoder_fingerprint, ensure_feature_cache
 from paralm.model.builders import tiny_speech_lm_config, tiny_whisper_config
 from paralm.model.speech_lm import SpeechLM
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

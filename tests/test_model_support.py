@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from feedkit import one_torch_thread
 from torch import nn
 
 from paralm.audio import AudioTokenSpec, log_mel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; extra threads only contend with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 def clip_features(spec: AudioTokenSpec, seconds: list[float], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

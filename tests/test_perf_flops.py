@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from feedkit import one_torch_thread
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 from trainkit import tiny_datamodule, tiny_shards
 
@@ -22,12 +23,7 @@ CPU_SDPA = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")
