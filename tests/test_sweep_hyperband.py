@@ -3,8 +3,10 @@
 Only the LoRA learning rate is swept (the projector's rate is pinned near zero), over a range whose
 bottom leaves the debug model's loss flat. The driver seeds the search per trial, so with seed 4 the
 first suggestion lands in the learning range (lr about 5e-3) and the second at about 1e-6, which
-cannot move the loss; hyperband (eta 3, first band after two validations) must then stop the second
-trial before its last validation, from the metric history the trial reports while it runs.
+cannot move the loss; hyperband (eta 3, min_iter 1) must then stop the second trial before its last
+validation, from the metric history the trial reports while it runs. The trial runs 15 validations so that
+the stop (driver polls every 0.2 s) lands before the end however fast the machine steps; with 5 a fast
+run could finish first.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from test_sweep_support import (
 )
 
 pytestmark = pytest.mark.timeout(600)  # the module's runs happen in a fixture, inside the first test's time
-MAX_STEPS, VAL_EVERY = 10, 2
+MAX_STEPS, VAL_EVERY = 30, 2  # 15 validations: the stop lands well before the end however fast a step is
 
 
 @pytest.fixture(scope="module")
