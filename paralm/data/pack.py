@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="flac",
         choices=sorted(FORMATS),
         help="audio codec in the shards: flac (lossless, default), wav (16-bit PCM: about twice "
-        "the bytes, a third of the decoding time; for corpora read many times), ogg/opus (lossy)",
+        "the bytes, a quarter of the decoding time; for corpora read many times), ogg/opus (lossy)",
     )
     p.add_argument(
         "--shard-bytes", type=parse_bytes, default=DEFAULT_SHARD_BYTES, help="target shard size (e.g. 256M)"
