@@ -231,3 +231,6 @@ def test_transfer_batch_sends_small_tensors_by_value_and_large_ones_as_tensors(t
     back = TransferBatch.unpack(pickle.loads(pickle.dumps(packed)))
     assert torch.equal(back.input_ids, batch.input_ids) and torch.equal(back.features, big)
     assert back.keys == batch.keys and back.encoder_states is None
+    states = torch.randn(len(batch), 3, 4, dtype=torch.bfloat16)  # small, and numpy has no bfloat16
+    back = TransferBatch.unpack(pickle.loads(pickle.dumps(TransferBatch.pack(replace(batch, encoder_states=states)))))
+    assert back.encoder_states.dtype == torch.bfloat16 and torch.equal(back.encoder_states, states)

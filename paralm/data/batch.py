@@ -60,6 +60,7 @@ class Batch:
 
 
 SHARED_MEMORY_MIN_BYTES = 1 << 20
+_NO_NUMPY = (torch.bfloat16,)  # e.g. cached encoder states from a bf16 encoder: stay tensors
 
 
 @dataclass
@@ -82,7 +83,7 @@ class TransferBatch:
         for f in fields(batch):
             v = getattr(batch, f.name)
             small = isinstance(v, torch.Tensor) and v.numel() * v.element_size() < SHARED_MEMORY_MIN_BYTES
-            out[f.name] = v.numpy() if small else v
+            out[f.name] = v.numpy() if small and v.dtype not in _NO_NUMPY else v
         return cls(out)
 
     def unpack(self) -> Batch:
