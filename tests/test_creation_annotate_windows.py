@@ -84,6 +84,14 @@ def test_cli_flags_reach_the_window_plan(tmp_path):
                  "--window", "3", "--context", "0"])
     assert code == 0
     assert [w["cut"] for w in read_set(tmp_path / "out")["lq"]["windows"]] == [[0.0, 3.0], [3.0, 6.0]]
+    # a second pass with the default geometry keeps no stale 3-s windows, and says so
+    annotate(tmp_path / "out", tmp_path / "again", ["b=external:fn=test_creation_annotate:fake_external"],
+             windows=WindowPlan(), quiet=True)
+    again = read_set(tmp_path / "again")["lq"]["windows"]
+    assert [(w["start"], w["end"]) for w in again] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert all(set(w["pred"]) == {"b"} for w in again)
+    report = json.loads((tmp_path / "again" / "stage_annotate.json").read_text())
+    assert report["counts"]["earlier_windows_dropped:other_geometry"] == 2  # lq's; qq's one centre is the same
     with pytest.raises(ValueError, match="--window must be > 0"):
         WindowPlan(window=0)
 

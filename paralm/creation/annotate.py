@@ -184,16 +184,17 @@ def make_transform(annotators: list[Annotator], fitted: dict[str, FittedPredicti
     return transform
 
 
-def _window_entries(s: StageSample, plan: WindowPlan) -> list[dict]:
-    """The clip's window entries (earlier ones with the same centre keep their predictions)."""
+def _window_entries(s: StageSample, plan: WindowPlan) -> tuple[list[dict], int]:
+    """The clip's window entries (earlier ones with the same centre keep their predictions), and how many
+    earlier entries had another geometry and are dropped (one geometry per shard set)."""
     earlier = {(float(e["start"]), float(e["end"])): e for e in s.meta.get("windows") or []}
     entries = []
     for centre, cut in window_spans(s.meta, plan.window, plan.context):
-        entry = earlier.get(centre) or {"start": centre[0], "end": centre[1], "pred": {}}
+        entry = earlier.pop(centre, None) or {"start": centre[0], "end": centre[1], "pred": {}}
         entry["cut"] = list(cut)
         entry.setdefault("pred", {})
         entries.append(entry)
-    return entries
+    return entries, len(earlier)
 
 
 def annotate_windows(batch: list[StageSample], annotators: list[Annotator], plan: WindowPlan,
@@ -201,8 +202,10 @@ def annotate_windows(batch: list[StageSample], annotators: list[Annotator], plan
     """Label every window of every clip in `batch` with each annotator; writes `meta["windows"]`."""
     todo: list[tuple[dict, AnnotatorInput]] = []  # (window entry, what the annotators see)
     for s in batch:
-        entries = _window_entries(s, plan)
+        entries, dropped = _window_entries(s, plan)
         s.meta["windows"] = entries
+        if dropped:
+            counts["earlier_windows_dropped:other_geometry"] += dropped
         for i, entry in enumerate(entries):
             cut = entry["cut"]
             if cut[1] - cut[0] < plan.min_cut:
