@@ -188,21 +188,27 @@ class SpeechLMModule(pl.LightningModule):
         self._step(batch, "test")
 
     # ---- per-source losses (aggregated across ranks with a fixed shape, so an absent source never hangs) --
-    def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
+    def _source_aggregator(self) -> SourceLossAggregator | None:
+        """Per-source loss sums, created at first use from the datamodule's names (the same on every rank).
+        A single process also registers names as they come; several ranks without names log none."""
         if self._source_losses is None:
-            # more than one rank: every rank registers the same names (the datamodule's), up front
             single = self._trainer is None or self.trainer.world_size == 1
-            self._source_losses = SourceLossAggregator(self.source_names, grow=single)
-        self._source_losses.update(sources, sums, weights=counts)
+            if single or self.source_names:
+                self._source_losses = SourceLossAggregator(self.source_names, grow=single)
+        return self._source_losses
+
+    def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        aggregator = self._source_aggregator()
+        if aggregator is not None:
+            aggregator.update(sources, sums, weights=counts)
 
     def _log_sources(self, stage: str) -> None:
-        if self._source_losses is None:
-            if self.trainer.world_size == 1 or not self.source_names:
-                return
-            self._source_losses = SourceLossAggregator(self.source_names)  # saw no batch; still all-reduce
-        for name, value in self._source_losses.compute(sync=self.trainer.world_size > 1).items():
+        aggregator = self._source_aggregator()  # ranks that saw no batch still join the all-reduce
+        if aggregator is None:
+            return
+        for name, value in aggregator.compute(sync=self.trainer.world_size > 1).items():
             self.log(f"{stage}/loss_{name}", value, rank_zero_only=True, sync_dist=False)
-        self._source_losses.reset()
+        aggregator.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_sources("train")

@@ -118,3 +118,15 @@ def test_per_source_validation_loss_is_the_token_mean_of_each_source(tmp_path):
         expected["vb"][0] / expected["vb"][1], rel=1e-3)
     for name, (s, c) in expected.items():
         assert logged[f"val/loss_{name}"] == pytest.approx(s / c, rel=1e-5)
+
+
+def test_several_ranks_without_datamodule_names_skip_per_source_losses_instead_of_failing():
+    from types import SimpleNamespace
+
+    module = tiny_module()
+    module._trainer = SimpleNamespace(world_size=2)  # a DDP run fed by plain loaders: no source names
+    module._accumulate_sources(["a"], torch.tensor([2.0]), torch.tensor([1]))
+    assert module._source_aggregator() is None
+    module._trainer = SimpleNamespace(world_size=1)  # one process registers names as they come
+    module._accumulate_sources(["a", "b"], torch.tensor([2.0, 6.0]), torch.tensor([1, 3]))
+    assert module._source_aggregator().compute(sync=False) == {"a": 2.0, "b": 2.0}
