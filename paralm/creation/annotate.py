@@ -85,7 +85,8 @@ class WindowPlan:
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.context < 0 or self.min_cut < 0:
-            raise ValueError(f"--window must be > 0 and --context >= 0, got {self.window}, {self.context}")
+            raise ValueError(f"--window must be > 0, --context >= 0 and min_cut >= 0, got {self.window}, "
+                             f"{self.context}, {self.min_cut}")
 
 
 @dataclass
