@@ -8,6 +8,16 @@ from paralm.data.datamodule import MixtureDataModule
 from paralm.data.sources import SourceSpec
 
 
+def _test_datamodule(tmp_path) -> MixtureDataModule:
+    """48 kit clips' test split, attached to the tiny model's tokenizer."""
+    shards = make_kit_shards(tmp_path, n=48)
+    module = tiny_module()
+    dm = MixtureDataModule(test_sources=[SourceSpec("general", str(shards), split="test")], batch_size=4,
+                           num_workers=0)
+    dm.attach(module.tokenizer, module.audio_token_spec)
+    return dm
+
+
 def _items(dm, seed):
     out = {}
     for batch in dm.generation_dataloader("test", shuffle_audio_seed=seed):
@@ -18,11 +28,7 @@ def _items(dm, seed):
 
 
 def test_shuffled_audio_keeps_questions_and_changes_every_clips_audio(tmp_path):
-    shards = make_kit_shards(tmp_path, n=48)
-    module = tiny_module()
-    dm = MixtureDataModule(test_sources=[SourceSpec("general", str(shards), split="test")], batch_size=4,
-                           num_workers=0)
-    dm.attach(module.tokenizer, module.audio_token_spec)
+    dm = _test_datamodule(tmp_path)
     normal, shuffled, again = _items(dm, None), _items(dm, 7), _items(dm, 7)
     assert normal.keys() == shuffled.keys()  # same keys and questions, nothing dropped or added
     by_key = {}
@@ -35,11 +41,7 @@ def test_shuffled_audio_keeps_questions_and_changes_every_clips_audio(tmp_path):
 
 
 def test_one_clip_questions_all_hear_the_same_donor(tmp_path):
-    shards = make_kit_shards(tmp_path, n=48)
-    module = tiny_module()
-    dm = MixtureDataModule(test_sources=[SourceSpec("general", str(shards), split="test")], batch_size=4,
-                           num_workers=0)
-    dm.attach(module.tokenizer, module.audio_token_spec)
+    dm = _test_datamodule(tmp_path)
     shuffled = _items(dm, 3)
     keys = {k for k, _ in shuffled}
     for key in keys:
