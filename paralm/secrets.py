@@ -55,3 +55,15 @@ def refuse_secrets_in_args(config: Any) -> None:
         raise SecretInConfigError(
             f"refusing secret value(s) in config/flags at {', '.join(bad)}: put API keys in an environment "
             "variable and name the variable (e.g. api_key_env: OPENAI_API_KEY)")
+
+
+# Anything shaped like a provider key inside free text (a parse error quoting a value, a server echo).
+KEY_IN_TEXT = re.compile(r"(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9_\-\.=]{16,})")
+MASK = "***"
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every key-shaped substring replaced by `***` (used on every message a command prints)."""
+    if not isinstance(text, str) or not text:
+        return text
+    return KEY_IN_TEXT.sub(lambda m: ("Bearer " if m.group(0).startswith("Bearer") else "") + MASK, text)
