@@ -24,7 +24,7 @@ import soundfile as sf
 import soxr
 
 from paralm.data.index import IndexRow, ShardIndex
-from paralm.data.schema import SchemaError, validate_sample
+from paralm.data.schema import SchemaError, StrictJSONError, loads_strict, validate_sample
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.tario import MemberMismatch, TarTruncated, member_problem, read_member, split_member
 
@@ -77,10 +77,14 @@ class DecodeOptions:
 
 
 def parse_meta(meta_bytes: bytes, key: str) -> dict:
-    """JSON bytes -> validated metadata dict for `key` (bad_json / schema skips)."""
+    """JSON bytes -> validated metadata dict for `key` (bad_json / schema skips).
+
+    Parsed strictly (`loads_strict`): NaN, Infinity, out-of-range numbers and lone surrogates, which
+    every writer refuses, are refused here too, so a tampered sample is a counted `bad_json` skip at read
+    time instead of a crash in a later stage."""
     try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = loads_strict(meta_bytes)
+    except (StrictJSONError, json.JSONDecodeError) as exc:
         raise SkipSample("bad_json", str(exc)) from exc
     try:
         validate_sample(meta)
@@ -141,13 +145,22 @@ def refuse_pipe(url: str, allow_unsafe: bool) -> None:
         )
 
 
+def _read_json_member(path: Path, row: IndexRow) -> bytes:
+    with open(path, "rb") as f:
+        return read_member(f, row.json_offset, row.json_size, f"{row.key}.json", os.fstat(f.fileno()).st_size)
+
+
 def read_raw(path: Path, row: IndexRow) -> tuple[bytes, bytes]:
-    """(json bytes, audio bytes) of `row` from the shard at `path`; raises SkipSample."""
+    """(json bytes, audio bytes) of `row` from the shard at `path`; raises SkipSample.
+
+    The metadata comes from `row.json_shard` (relative to the shard's folder) when the row names one."""
     check_member_name(row.audio_member)
     try:
+        meta_bytes = _read_json_member(path.parent / row.json_shard, row) if row.json_shard else None
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            meta_bytes = read_member(f, row.json_offset, row.json_size, f"{row.key}.json", size)
+            if meta_bytes is None:
+                meta_bytes = read_member(f, row.json_offset, row.json_size, f"{row.key}.json", size)
             audio = read_member(f, row.audio_offset, row.audio_size, row.audio_member, size)
     except FileNotFoundError as exc:
         raise SkipSample("truncated_shard", f"shard file missing: {path}") from exc

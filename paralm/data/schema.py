@@ -23,6 +23,7 @@ Arousal, valence and dominance are on a 0..1 scale; emotions come from `EMOTIONS
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -42,6 +43,46 @@ ANNOTATOR_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-.@:+]*")
 
 class SchemaError(ValueError):
     """Sample metadata that does not follow the shard schema; the message names the field."""
+
+
+class StrictJSONError(ValueError):
+    """Text that Python's `json` would accept but strict JSON (RFC 8259, UTF-8) refuses, or cannot hold."""
+
+
+def _refuse_constant(name: str):
+    raise StrictJSONError(f"{name} is not JSON (only finite numbers are)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise StrictJSONError(f"number {text[:40]!r} is out of range (not a finite double)")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Parse one JSON document the way writers write it: no NaN/Infinity, finite numbers, valid Unicode.
+
+    Why: Python's `json.loads` accepts `NaN`, `Infinity` and `1e999` (which writers then refuse with
+    `allow_nan=False`), lone surrogates (which break the first UTF-8 encode downstream), and raises
+    ValueError/RecursionError rather than JSONDecodeError for 5,000-digit integers and very deep nesting.
+    Every such case becomes one `StrictJSONError` (or `json.JSONDecodeError` for text that is not JSON), so
+    a caller counts one bad row instead of crashing. Reading and writing then agree on what JSON is.
+    """
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (StrictJSONError, json.JSONDecodeError):
+        raise
+    except UnicodeError as exc:
+        raise StrictJSONError(f"invalid Unicode ({exc.reason}, e.g. a lone surrogate)") from None
+    except RecursionError:
+        raise StrictJSONError("nesting too deep") from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise StrictJSONError(str(exc).split(";")[0]) from None
+    return value
 
 
 def validate_sample(meta: dict) -> dict:
