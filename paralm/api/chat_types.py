@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from paralm.api.accounting import check_budget_prices
+
 
 @dataclass
 class ClientConfig:
@@ -27,7 +29,7 @@ class ClientConfig:
         cache_path: SQLite file of finished results (None: no cache across calls).
         budget_usd: stop sending new requests once this much is spent (None: no cap); requests
             already in flight still finish, so spending can pass the cap by at most `concurrency`
-            replies.
+            replies. A budget needs a non-zero price (else it could never trip).
         price_per_1k_prompt: USD per 1,000 prompt tokens, for cost accounting.
         price_per_1k_completion: USD per 1,000 completion tokens, for cost accounting.
     """
@@ -62,6 +64,7 @@ class ClientConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid ClientConfig field(s) {bad}: concurrency >= 1, timeout_s > 0, others >= 0")
+        check_budget_prices(self.budget_usd, self.price_per_1k_prompt, self.price_per_1k_completion)
 
 
 @dataclass

@@ -2,15 +2,19 @@
 
 One `ChatClient` per endpoint and model. It bounds concurrency, retries what can succeed on a second
 try (honouring Retry-After up to a cap), never sends a request whose answer is already cached or
-already in flight, counts tokens and cost from the server's own `usage`, and stops sending once a
-budget is spent. Failures come back as `ApiError` with a reason, never as a made-up default value.
+already in flight, counts tokens and cost from the server's own `usage` (vetted by `usage_check`: missing
+or implausible counts are estimated and counted), and stops sending once a budget is spent. Failures come
+back as `ApiError` with a reason, never as a made-up default value.
 
 Caching and sampling: every request is cached under (model, messages, sampling parameters,
 input_hash, sample_index). A request with temperature > 0 therefore returns the same stored sample
 when repeated; ask for more samples with sample_index 1, 2, ...
 
 The API key is read from the environment variable named in the config when the transport is built;
-it is never a config value, never stored in the cache, never in repr() or error messages.
+it is never a config value, never stored in the cache, never in repr() or error messages. A server that
+echoes a key inside a normal reply (text, model name) is masked here, at the client boundary, before the
+reply is cached or returned: the configured key wherever it appears, and anything key-shaped
+(`paralm.secrets.mask_secrets`).
 
 Usage:
     async with ChatClient(ClientConfig(base_url=..., model=...)) as client:
@@ -34,18 +38,20 @@ from paralm.api.errors import ApiError
 from paralm.api.retry import backoff_delay
 from paralm.api.transport import (
     AttemptFailed,
-    billed_tokens,
     decode_payload,
     make_openai_client,
     read_result,
     send_once,
 )
+from paralm.api.usage_check import checked_tokens
+from paralm.secrets import mask_secrets
 
 __all__ = ["ApiError", "ChatClient", "ChatRequest", "ChatResult", "ClientConfig", "Usage"]
 
 log = logging.getLogger(__name__)
 
 Outcome = ChatResult | ApiError
+MIN_KEY_CHARS = 8  # the configured key is searched for in replies only when it is at least this long
 
 
 @dataclass
@@ -89,8 +95,8 @@ class ChatClient:
         hit = self._cache.get(key) if self._cache else None
         if hit is not None:
             self.usage.cache_hits += 1
-            return ChatResult(hit.text, hit.prompt_tokens, hit.completion_tokens, True, 0, hit.model,
-                              hit.finish_reason)
+            return self._masked(ChatResult(hit.text, hit.prompt_tokens, hit.completion_tokens, True, 0,
+                                           hit.model, hit.finish_reason))
         state = self._loop_state()
         leader = state.inflight.get(key)
         if leader is not None:
@@ -210,6 +216,7 @@ class ChatClient:
             attempt = 0
             while True:
                 if not self._ledger.budget_left():
+                    self.usage.budget_refused += 1
                     spent = f"spent {self.usage.cost_usd:.6f} of budget_usd={cfg.budget_usd} USD"
                     raise ApiError("budget_exceeded", spent, attempt, req.tag)
                 attempt += 1
@@ -238,10 +245,37 @@ class ChatClient:
     async def _attempt(self, state: _LoopState, req: ChatRequest, attempt: int) -> ChatResult:
         body = await send_once(state.client, self.config.model, req, self.config.timeout_s)
         payload = decode_payload(body)
-        self._ledger.bill(*billed_tokens(payload))
-        return read_result(payload, req, attempt, self.config.model)
+        tokens = checked_tokens(payload, req.messages)
+        self._ledger.bill(tokens.prompt, tokens.completion)
+        if tokens.problem is not None:
+            self._count_usage_problem(tokens.problem, req)
+        result = read_result(payload, req, attempt, self.config.model, (tokens.prompt, tokens.completion))
+        return self._masked(result)
+
+    def _count_usage_problem(self, problem: str, req: ChatRequest) -> None:
+        """Count a reply whose `usage` was missing or implausible (its tokens were estimated)."""
+        u = self.usage
+        first = u.usage_missing + u.usage_invalid == 0
+        if problem == "missing":
+            u.usage_missing += 1
+        else:
+            u.usage_invalid += 1
+        if first:
+            log.warning("reply %s carried %s usage; billing an estimate from the request and reply size "
+                        "(counted as usage_%s)", req.tag or "", problem, problem)
+
+    def _masked(self, result: ChatResult) -> ChatResult:
+        """`result` with any echoed key masked in its text, model name and finish reason."""
+        text, model = self._scrub(result.text), self._scrub(result.model)
+        finish = self._scrub(result.finish_reason) if result.finish_reason else result.finish_reason
+        if (text, model, finish) == (result.text, result.model, result.finish_reason):
+            return result
+        return replace(result, text=text, model=model, finish_reason=finish)
 
     def _scrub(self, text: str) -> str:
-        """Remove the API key from text that may echo it (some servers quote the key they refused)."""
-        key = os.environ.get(self.config.api_key_env)
-        return text.replace(key, "***") if key else text
+        """Remove the API key from text that may echo it (some servers quote the key they refused, some
+        echo it in a normal reply): the configured key itself, and anything shaped like a key."""
+        key = os.environ.get(self.config.api_key_env) or ""
+        if len(key.strip()) >= MIN_KEY_CHARS:  # a short placeholder ("EMPTY", "x") is no secret to hunt
+            text = text.replace(key, "***")
+        return mask_secrets(text)

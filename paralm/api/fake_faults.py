@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from http.server import BaseHTTPRequestHandler
 
 _ids = itertools.count()
@@ -88,6 +89,22 @@ def success_payload(model: str, text: str, prompt_tokens: int, completion_tokens
         },
     }
     return Reply(200, json.dumps(payload).encode(), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def with_usage(reply: Reply, usage: Any) -> Reply:
+    """`reply` (a success payload) with its `usage` block replaced by `usage` (None: no usage block), as a
+    server that under- or mis-reports tokens would send it; the log bills what the new block says."""
+    payload = json.loads(reply.body)
+    payload.pop("usage", None)
+    if usage is not None:
+        payload["usage"] = usage
+
+    def billed(name: str) -> int:
+        value = usage.get(name) if isinstance(usage, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    return Reply(200, json.dumps(payload).encode(), prompt_tokens=billed("prompt_tokens"),
+                 completion_tokens=billed("completion_tokens"))
 
 
 def send_reply(handler: BaseHTTPRequestHandler, reply: Reply) -> None:

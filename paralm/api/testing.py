@@ -33,6 +33,7 @@ from paralm.api.fake_faults import (
     prompt_word_count,
     send_reply,
     success_payload,
+    with_usage,
 )
 
 __all__ = ["FAULTS", "FakeOpenAIServer", "count_words", "echo_reply", "message_text", "prompt_word_count"]
@@ -106,6 +107,8 @@ class FakeOpenAIServer:
         fault_attempts: when set, only attempts numbered below it can be faulted (1 = a request's
             first try may fail, its retry always succeeds).
         fault_fn: `fault_fn(request_json, attempt) -> fault name | None`, overrides the seeded draw.
+        usage_fn: `usage_fn(request_json, counted_usage) -> usage block | None` replaces the `usage` of
+            every normal reply (None: send no usage block), to play a server that mis-reports tokens.
 
     Attributes:
         log: one dict per request, in arrival order of the answer: path, headers (lower-cased),
@@ -126,6 +129,7 @@ class FakeOpenAIServer:
         hang_s: float = 10.0,
         fault_attempts: int | None = None,
         fault_fn: Callable[[dict, int], str | None] | None = None,
+        usage_fn: Callable[[dict, dict], Any] | None = None,
     ) -> None:
         self.faults = dict(faults or {})
         unknown = sorted(set(self.faults) - set(FAULTS))
@@ -139,6 +143,7 @@ class FakeOpenAIServer:
         self.seed, self.latency_s, self.hang_s = seed, latency_s, hang_s
         self.retry_after, self.retry_after_format = retry_after, retry_after_format
         self.fault_attempts, self.fault_fn = fault_attempts, fault_fn
+        self.usage_fn = usage_fn
         self.log: list[dict] = []
         self.reply_errors: list[str] = []
         self._attempts: dict[str, int] = {}
@@ -289,7 +294,11 @@ class FakeOpenAIServer:
         except Exception as exc:  # a broken test script is reported as a 500 and kept for the test to see
             self.reply_errors.append(f"{type(exc).__name__}: {exc}")
             return Reply.error(500, f"reply_fn failed: {type(exc).__name__}")
-        return success_payload(model, str(text), prompt_tokens, count_words(str(text)))
+        reply = success_payload(model, str(text), prompt_tokens, count_words(str(text)))
+        if self.usage_fn is not None:
+            counted = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}
+            reply = with_usage(reply, self.usage_fn(body, counted))
+        return reply
 
     def _handle_get(self, handler: _Handler) -> None:
         if handler.path == "/v1/models":

@@ -79,17 +79,6 @@ def decode_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def billed_tokens(payload: dict[str, Any]) -> tuple[int, int]:
-    """(prompt, completion) tokens from the reply's `usage`; (0, 0) when it has none."""
-    usage = payload.get("usage")
-    if not isinstance(usage, dict):
-        return 0, 0
-    try:
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    except (TypeError, ValueError) as exc:
-        raise AttemptFailed("bad_response", f"unreadable usage block {usage!r}") from exc
-
-
 def is_json_text(content: str) -> bool:
     """True when `content` is JSON, bare or inside one ``` / ```json code fence."""
     text = content.strip()
@@ -103,8 +92,12 @@ def is_json_text(content: str) -> bool:
     return True
 
 
-def read_result(payload: dict[str, Any], req: ChatRequest, attempts: int, default_model: str) -> ChatResult:
-    """The ChatResult in a decoded reply, or AttemptFailed("bad_response") when it holds no usable text."""
+def read_result(payload: dict[str, Any], req: ChatRequest, attempts: int, default_model: str,
+                tokens: tuple[int, int]) -> ChatResult:
+    """The ChatResult in a decoded reply, or AttemptFailed("bad_response") when it holds no usable text.
+
+    `tokens` are the (prompt, completion) tokens billed for it, as `usage_check.checked_tokens` vetted them.
+    """
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise AttemptFailed("bad_response", "reply has no choices")
@@ -114,7 +107,7 @@ def read_result(payload: dict[str, Any], req: ChatRequest, attempts: int, defaul
         raise AttemptFailed("bad_response", "reply message content is empty")
     if req.require_json and not is_json_text(content):
         raise AttemptFailed("bad_response", f"content is not the JSON asked for: {content[:60]!r}")
-    prompt_tokens, completion_tokens = billed_tokens(payload)
+    prompt_tokens, completion_tokens = tokens
     return ChatResult(
         text=content,
         prompt_tokens=prompt_tokens,

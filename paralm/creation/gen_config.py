@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from paralm.api.accounting import check_budget_prices
 from paralm.creation.gen_inputs import check_labels_source
 from paralm.creation.qa_filters import FilterConfig
 
@@ -82,6 +83,7 @@ class GenerateConfig:
             raise ValueError("--model is required with --backend openai")
         if self.invalid_retries < 0 or self.concurrency < 1:
             raise ValueError("invalid_retries must be >= 0 and concurrency >= 1")
+        check_budget_prices(self.budget_usd, self.price_per_1k_prompt, self.price_per_1k_completion)
 
     def fingerprint(self) -> dict:
         """Everything that decides the output; a resumed run must match it (see gen_journal)."""

@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from paralm.api.accounting import budget_stop
 from paralm.creation.gen_backends import make_backend
 from paralm.creation.gen_config import BACKEND_NAMES, GenerateConfig
 from paralm.creation.gen_inputs import GenInput, input_from_meta, permute_labels
@@ -181,4 +182,8 @@ def main(argv: list[str]) -> int:
     except (JournalMismatch, FileExistsError, FileNotFoundError) as err:
         print(f"paralm data generate: {err}", file=sys.stderr)
         return 2
+    stop = budget_stop(report.get("usage_this_run") or {}, cfg.budget_usd)
+    if stop is not None:
+        print(f"paralm data generate: {stop}", file=sys.stderr)
+        return stop.exit_code
     return EXIT_UNFINISHED if report["clips"].get("unfinished") else 0
