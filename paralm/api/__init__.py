@@ -6,7 +6,8 @@ transport.py    one HTTP attempt through openai.AsyncOpenAI and the checks on it
 retry.py        Retry-After parsing and jittered exponential backoff
 errors.py       ApiError and its closed set of reasons
 cache.py        crash-safe SQLite cache of finished completions
-accounting.py   token, request and cost counters; the budget check
+accounting.py   token, request and cost counters; the budget check and its exit (EXIT_BUDGET)
+usage_check.py  vets the server's `usage` (missing/implausible counts are estimated and counted)
 testing.py      FakeOpenAIServer: scripted replies, seeded faults, request log (tests, benchmarks)
 fake_faults.py  the fake server's replies and fault registry
 serve_fake.py   the fake server in its own process
