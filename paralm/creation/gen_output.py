@@ -10,8 +10,6 @@ clip) are left out and counted.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -96,15 +94,13 @@ def write_output(src: Path, out: Path, records: dict[str, dict], failures: list[
     from paralm.data.shards import write_shards
     from paralm.data.skips import SkipCounter
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    from paralm.data.staging import new_staging, publish
+
+    tmp = new_staging(out)  # the one staging helper every shard-writing stage uses
     skips = SkipCounter()
     index = write_shards(_implicit_samples(src, records, provenance, skips), tmp)
     report["clips"]["written"] = len(index.samples)
     report["input_skips"] = skips.counts
     write_jsonl(tmp / FAILURES_NAME, failures)
     (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    if out.exists():
-        out.rmdir()  # only an empty folder can be here (checked before the run)
-    os.replace(tmp, out)
+    publish(tmp, out)  # only an empty folder can be here (checked before the run)

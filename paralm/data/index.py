@@ -22,8 +22,10 @@ from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from paralm.data.schema import loads_strict
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.tario import sha256_file
+from paralm.fault.exits import UserError
 
 INDEX_NAME = "index.json"
 INDEX_VERSION = 1
@@ -48,6 +50,8 @@ class IndexRow:
         emotion: gold emotion or "".
         qa_types: question type of every QA pair, in qa order.
         n_qa: number of QA pairs.
+        json_shard: tar holding the "{key}.json" member when it is not `shard`, relative to the folder of
+            `shard` ("" = `shard`); an index of foreign shards keeps mapped metadata in a sidecar tar.
     """
 
     key: str
@@ -64,6 +68,7 @@ class IndexRow:
     emotion: str = ""
     qa_types: list[str] = field(default_factory=list)
     n_qa: int = 0
+    json_shard: str = ""
 
     @classmethod
     def from_meta(
@@ -101,13 +106,50 @@ class ShardRow:
     bytes: int
 
 
-def _from_dict(cls, d: dict):
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "list[str]": (list,)}
+
+
+class BadIndex(UserError):
+    """An index.json that cannot be used (truncated, not JSON, a field of the wrong type): exit 2, one line."""
+
+
+def _from_dict(cls, d: dict, where: str):
+    """Build a row from one JSON object, checking every field's type so a tampered index is one clear line."""
+    if not isinstance(d, dict):
+        raise BadIndex(f"{where}: each {cls.__name__} entry must be an object, got {type(d).__name__}")
     names = {f.name for f in fields(cls)}
     required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
     missing = [name for name in required if name not in d]
     if missing:
-        raise ValueError(f"{cls.__name__} entry lacks {missing}: {d}")
+        raise BadIndex(f"{where}: {cls.__name__} entry {d.get('key', d.get('path', '?'))!r} lacks {missing}")
+    for f in fields(cls):
+        value = d.get(f.name)
+        if f.name in d and (isinstance(value, bool) or not isinstance(value, _TYPES[f.type])
+                            or (f.type == "list[str]" and not all(isinstance(v, str) for v in value))):
+            raise BadIndex(f"{where}: field {f.name!r} of entry {d.get('key', d.get('path', '?'))!r} must be "
+                              f"{f.type}, got {type(value).__name__} {str(value)[:40]!r}; rebuild the index")
     return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _read_doc(path: Path) -> dict:
+    """index.json -> its top-level object; anything else (truncated, not strict JSON) is an BadIndex."""
+    try:
+        doc = loads_strict(path.read_bytes())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and StrictJSONError are ValueErrors
+        raise BadIndex(f"{path}: not a readable shard index ({exc}); rebuild it with `paralm data pack`") from None
+    if not isinstance(doc, dict):
+        raise BadIndex(f"{path}: a shard index is a JSON object, got {type(doc).__name__}")
+    for name in ("shards", "samples", "pack_skipped"):
+        if not isinstance(doc.get(name, []), list):
+            raise BadIndex(f"{path}: {name!r} must be a list, got {type(doc[name]).__name__}")
+    return doc
+
+
+def escapes(root: Path, relative: str) -> bool:
+    """True when an index path leaves the index folder (absolute, `..`, or a symlink out)."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        return True
+    return not (root / relative).resolve().is_relative_to(root.resolve())
 
 
 @dataclass
@@ -129,18 +171,17 @@ class ShardIndex:
             raise FileNotFoundError(
                 f"no shard index at {path}; build one with `paralm data pack` or write_shards()"
             )
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = _read_doc(path)
         if doc.get("version") != INDEX_VERSION:
-            raise ValueError(
+            raise BadIndex(
                 f"{path}: index version {doc.get('version')!r} not supported; valid: {INDEX_VERSION}"
             )
         index = cls(
             root=root,
-            shards=[_from_dict(ShardRow, s) for s in doc.get("shards", [])],
-            pack_skipped=[SkipRecord(**r) for r in doc.get("pack_skipped", [])],
+            shards=[_from_dict(ShardRow, s, str(path)) for s in doc.get("shards", [])],
+            pack_skipped=[_from_dict(SkipRecord, r, str(path)) for r in doc.get("pack_skipped", [])],
         )
-        index.add_rows(_from_dict(IndexRow, s) for s in doc.get("samples", []))
+        index.add_rows(_from_dict(IndexRow, s, str(path)) for s in doc.get("samples", []))
         return index
 
     def add_rows(self, rows: Iterable[IndexRow]) -> None:
@@ -193,6 +234,9 @@ class ShardIndex:
         """One line per shard that is missing or whose sha256 differs from the index (empty list = all good)."""
         problems = []
         for shard in self.shards:
+            if "://" in shard.path or shard.path.startswith("pipe:") or escapes(self.root, shard.path):
+                problems.append(f"{shard.path}: not a file inside the index folder; not read")
+                continue
             path = self.shard_path(shard.path)
             if not path.is_file():
                 problems.append(f"{shard.path}: missing")

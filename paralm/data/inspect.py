@@ -18,9 +18,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from paralm.data.index import ShardIndex
-from paralm.data.reader import SampleReader, SkipSample, parse_meta, read_raw
+from paralm.data.reader import SampleReader, SkipSample, local_shard, parse_meta, read_raw
 from paralm.data.schema import DIMENSIONS
 from paralm.data.skips import SkipCounter
+from paralm.fault.exits import UserError
 
 
 def duration_stats(durations: list[float]) -> dict:
@@ -55,7 +56,7 @@ def _read_metas(index: ShardIndex, problems: SkipCounter) -> list[dict]:
     metas = []
     for row in index.samples:
         try:
-            meta_bytes, _ = read_raw(index.shard_path(row.shard), row)
+            meta_bytes, _ = read_raw(local_shard(index.root, row.shard), row)
             metas.append(parse_meta(meta_bytes, row.key))
         except SkipSample as exc:
             problems.add(exc.reason, row.key, row.shard, exc.detail)
@@ -168,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.dir, "index.json").is_file():
         print(f"paralm data inspect: error: no index.json in {os.fspath(args.dir)}", file=sys.stderr)
         return 2
-    index = ShardIndex.load(args.dir)
+    try:
+        index = ShardIndex.load(args.dir)
+    except UserError as exc:
+        print(f"paralm data inspect: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     report = summarize(index)
     if args.verify:
         report["verify"] = verify(index, args.min_duration, args.max_duration)

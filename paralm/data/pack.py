@@ -234,7 +234,7 @@ def pack(
                 _pack_one(record, n, defaults or {}, writer, skips, rows, opts)
             index = writer.close(skipped=skips.records)
         skips.write_skipped(staging / "pack_skipped.jsonl")
-        removed += publish(staging, out_dir)
+        publish(staging, out_dir)  # a previous set (checked above) is replaced whole
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from paralm.data.index import IndexRow, ShardIndex
+from paralm.data.index import IndexRow, ShardIndex, escapes
 from paralm.data.schema import SchemaError, StrictJSONError, loads_strict, validate_sample
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.tario import MemberMismatch, TarTruncated, member_problem, read_member, split_member
@@ -171,6 +171,21 @@ def read_raw(path: Path, row: IndexRow) -> tuple[bytes, bytes]:
     return meta_bytes, audio
 
 
+def local_shard(root: Path, shard: str, allow_outside: bool = False) -> Path:
+    """The local shard file an index row names, or a counted skip; every indexed reading path uses this.
+
+    A `pipe:` or remote shard is never opened or run (`unsupported_member`: indexed reading seeks inside
+    local files). A path that leaves the index folder (`../`, absolute, a symlink out) is refused as
+    `unsafe_member_name` unless `allow_outside`, so an edited index cannot make a reader open any file.
+    """
+    if shard.startswith("pipe:") or "://" in shard:
+        why = "pipe: URLs run a shell command" if shard.startswith("pipe:") else "not a local file"
+        raise SkipSample("unsupported_member", f"shard {shard!r}: {why}; indexed reading needs local files")
+    if not allow_outside and escapes(Path(root), shard):
+        raise SkipSample("unsafe_member_name", f"shard {shard!r} leaves the index folder {root}")
+    return Path(root) / shard
+
+
 class SampleReader:
     """Reads `IndexRow`s of the shard set in `root` into `LoadedSample`s; raises `SkipSample`.
 
@@ -202,12 +217,7 @@ class SampleReader:
         self.opts = DecodeOptions(sample_rate, min_duration, max_duration, require_transcript)
 
     def shard_path(self, row: IndexRow) -> Path:
-        """The local shard file of `row`. An index row naming a `pipe:` or remote shard is never opened or
-        run: it is skipped as `unsupported_member` (counted), since indexed reading seeks inside local files."""
-        if row.shard.startswith("pipe:") or "://" in row.shard:
-            why = "pipe: URLs run a shell command" if row.shard.startswith("pipe:") else "not a local file"
-            raise SkipSample("unsupported_member", f"shard {row.shard!r}: {why}; indexed reading needs local files")
-        return self.root / row.shard
+        return local_shard(self.root, row.shard)
 
     def read(self, row: IndexRow) -> LoadedSample:
         meta_bytes, audio = read_raw(self.shard_path(row), row)
@@ -229,9 +239,7 @@ def iter_samples(
     """
     for row in index.samples:
         try:
-            if "://" in row.shard or row.shard.startswith("pipe:"):
-                raise ValueError(f"shard {row.shard!r} is not a local file")
-            meta_bytes, audio = read_raw(index.shard_path(row.shard), row)
+            meta_bytes, audio = read_raw(local_shard(index.root, row.shard), row)
             meta = parse_meta(meta_bytes, row.key)
         except SkipSample as exc:
             if skips is None:

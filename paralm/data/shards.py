@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from paralm.data.index import INDEX_NAME, IndexRow, ShardIndex, ShardRow
 from paralm.data.reader import iter_samples
 from paralm.data.schema import validate_sample
 from paralm.data.skips import SkipRecord
+from paralm.data.staging import new_staging, publish
 from paralm.data.tario import (
     AUDIO_EXTS,
     TarMember,
@@ -157,12 +159,32 @@ def write_shards(
 ) -> ShardIndex:
     """Write (meta, encoded audio bytes, audio ext) samples as a shard set; raises on bad metadata or duplicates.
 
-    Creation stages use this to copy audio from one shard set into another without re-encoding.
+    Creation stages use this to copy audio from one shard set into another without re-encoding. A new set
+    is written into a staging folder and published in one rename (`paralm.data.staging`), so `out_dir`
+    never holds shards of an unfinished run; `out_dir` must not exist or be empty. `append=True` extends an
+    existing set in place (its index is replaced atomically last, so a reader never sees a new shard early).
     """
-    with ShardWriter(out_dir, prefix=prefix, shard_bytes=shard_bytes, append=append) as writer:
-        for meta, audio, ext in samples:
-            writer.add(meta, audio, ext)
-        return writer.close()
+    if append:
+        with ShardWriter(out_dir, prefix=prefix, shard_bytes=shard_bytes, append=True) as writer:
+            for meta, audio, ext in samples:
+                writer.add(meta, audio, ext)
+            return writer.close()
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        what = "already holds a shard set" if (out_dir / INDEX_NAME).exists() else "is not empty"
+        raise FileExistsError(f"{out_dir} {what}; pass append=True or use a new directory")
+    staging = new_staging(out_dir)
+    try:
+        with ShardWriter(staging, prefix=prefix, shard_bytes=shard_bytes) as writer:
+            for meta, audio, ext in samples:
+                writer.add(meta, audio, ext)
+            index = writer.close()
+        publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    index.root = out_dir
+    return index
 
 
 # --- sequential scanning ----------------------------------------------------------------------

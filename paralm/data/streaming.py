@@ -34,6 +34,7 @@ import torch
 import webdataset as wds
 from webdataset.utils import make_seed, pytorch_worker_info
 
+from paralm.data.index import INDEX_NAME, ShardIndex, escapes
 from paralm.data.reader import DecodeOptions, LoadedSample, SkipSample, decode_sample, refuse_pipe
 from paralm.data.shards import RawSample, scan_shard
 from paralm.data.skips import SkipCounter, SkipRecord
@@ -44,7 +45,8 @@ class StreamingConfig:
     """A streamed shard source.
 
     Args:
-        shards: a shard-set directory (all its *.tar, sorted), a brace pattern
+        shards: a shard-set directory (the shards its index.json lists; without an index, every visible
+            *.tar, sorted; leftovers of killed writers are never read), a brace pattern
             ("d/shard-{000000..000009}.tar"), or a list of paths / URLs.
         resampled: draw shards with replacement forever and cut epochs with `epoch_samples`
             (training); False reads each shard once per epoch.
@@ -79,10 +81,26 @@ class SkipReport:
     skipped: tuple[SkipRecord, ...] = field(default_factory=tuple)
 
 
+def folder_shards(folder: Path) -> list[str]:
+    """The shards of a folder: those its index lists (when it has one), else every visible `*.tar`.
+
+    Why the index first: a folder may still hold complete shards of an older, killed writer; only the
+    published index says which shards belong to the set. Without an index, hidden names (`.NAME.partial-PID`
+    of a killed writer, staging folders) are never read, and neither is an index path leaving the folder.
+    """
+    if (folder / INDEX_NAME).is_file():
+        rows = ShardIndex.load(folder).shards
+        bad = [r.path for r in rows if "://" in r.path or r.path.startswith("pipe:") or escapes(folder, r.path)]
+        if bad:
+            raise ValueError(f"{folder / INDEX_NAME}: shard {bad[0]!r} is not a file inside the index folder")
+        return [str(folder / r.path) for r in rows]
+    return sorted(str(p) for p in folder.glob("*.tar") if not p.name.startswith(".") and p.is_file())
+
+
 def shard_urls(shards: str | list[str], allow_unsafe: bool = False) -> list[str]:
     """Expand a directory, brace pattern or list into shard URLs, refusing `pipe:` unless allowed."""
     if isinstance(shards, (str, os.PathLike)) and Path(shards).is_dir():
-        urls = sorted(str(p) for p in Path(shards).glob("*.tar"))
+        urls = folder_shards(Path(shards))
     elif isinstance(shards, str):
         urls = wds.shardlists.expand_urls(shards)
     else:
