@@ -3,7 +3,9 @@
 `fit | validate | test | predict` go through LightningCLI (typed configs, repeated `--config` overlays,
 `--help` for every option); the other subcommands are plain argparse programs that live beside the code
 they drive and are looked up in `COMMANDS` (module path, function name) so that importing the CLI stays
-cheap and a missing optional part fails only when used.
+cheap and a missing optional part fails only when used. Every non-Lightning command runs inside
+`paralm.cli_guard.guarded`: keys in flags refused, user errors as one line with exit 2, secrets masked,
+tracebacks only for bugs (or with the global `--debug`). Exit codes: `paralm --help` (paralm/fault/exits.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+
+from paralm.fault.exits import EXIT_USER_ERROR, exit_table
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -25,7 +29,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("data", "condense"): ("paralm.creation.condense", "main", "labelled windows + consistency filters"),
     ("data", "generate"): ("paralm.creation.generate", "main", "implicit QA pairs (LLM or template backend)"),
     ("judge",): ("paralm.judge.commands", "main_judge", "judge saved predictions with an LLM"),
-    ("judge-validate",): ("paralm.judge.commands", "main_validate", "judge vs classification metrics"),
+    ("judge-validate",): ("paralm.eval.validate", "main_validate", "judge vs classification metrics"),
     ("ablate",): ("paralm.runs.ablate", "main", "run ablation rows and write the report"),
     ("sweep",): ("paralm.runs.sweep", "main", "run a W&B sweep YAML without a server"),
     ("demo",): ("paralm.demo", "main", "the main job on the embedded demo corpus"),
@@ -33,11 +37,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
 
 
 def usage() -> str:
-    lines = ["usage: paralm COMMAND [options]", "", "training (LightningCLI; `paralm fit --help`):"]
+    lines = ["usage: paralm [--debug] COMMAND [options]", "",
+             "  --debug                show the traceback of every error (default: only for bugs)", "", "training (LightningCLI; `paralm fit --help`):"]
     lines += [f"  {c:<22} {c} with --config experiments/X.yaml [--config overlay.yaml] [--a.b=v]"
               for c in LIGHTNING_COMMANDS]
     lines += ["", "other commands (`paralm COMMAND --help`):"]
     lines += [f"  {' '.join(words):<22} {help_}" for words, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "exit codes (every command; docs/reliability.md):", exit_table()]
     return "\n".join(lines)
 
 
@@ -51,25 +57,32 @@ def _find(argv: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(argv) and argv[0] == "--debug"
+    argv = argv[1:] if debug else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
-        return 0 if argv else 2
+        return 0 if argv else EXIT_USER_ERROR
     if argv[0] in LIGHTNING_COMMANDS:
         from paralm.lightning_cli import run_lightning_cli
 
         return run_lightning_cli(argv)
     found = _find(argv)
     if found is None:
-        print(f"paralm: unknown command {' '.join(argv[:2])!r}\n\n{usage()}", file=sys.stderr)
-        return 2
+        print(f"paralm: unknown command {' '.join(argv[:2])!r}; `paralm --help` lists the commands", file=sys.stderr)
+        return EXIT_USER_ERROR
     words, rest = found
+    if "--debug" in rest:  # the global flag is also accepted after a non-Lightning command
+        debug, rest = True, [a for a in rest if a != "--debug"]
     module, func, _ = COMMANDS[words]
+    prog = f"paralm {' '.join(words)}"
     try:
         fn = getattr(importlib.import_module(module), func)
     except ModuleNotFoundError as err:
-        print(f"paralm {' '.join(words)}: not available ({err})", file=sys.stderr)
-        return 2
-    return int(fn(rest) or 0)
+        print(f"{prog}: not available ({err})", file=sys.stderr)
+        return EXIT_USER_ERROR
+    from paralm.cli_guard import guarded
+
+    return guarded(prog, fn, rest, debug=debug)
 
 
 def entry() -> None:

@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_judge_support import FakeOpenAIServer, judge_args, make_rows, read_json, scripted_judge, write_rows
 
+from paralm.fault.exits import FaultExit
 from paralm.judge.commands import main_judge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +40,10 @@ def test_outputs_and_min_success_rate_exit_status(tmp_path):
     pred = write_rows(tmp_path / "p.jsonl", make_rows(12))
     with FakeOpenAIServer(reply_fn=scripted_judge) as server:
         assert main_judge(judge_args(pred, tmp_path / "o", server, "--price-per-1k-prompt", "1.0")) == 0
-        # rows 5 carries two ratings -> 11/12 judged, below a 0.95 bar
-        assert main_judge(judge_args(pred, tmp_path / "o2", server, "--min-success-rate", "0.95")) == 1
+        # rows 5 carries two ratings -> 11/12 judged, below a 0.95 bar: "nothing usable" (5) with the reason
+        with pytest.raises(FaultExit) as stop:
+            main_judge(judge_args(pred, tmp_path / "o2", server, "--min-success-rate", "0.95"))
+    assert stop.value.exit_code == 5 and "11/12" in str(stop.value) and "conflicting_ratings" in str(stop.value)
     out = tmp_path / "o"
     assert {p.name for p in out.iterdir()} == {"judged.jsonl", "summary.json", "summary.md", "judge_cache.sqlite"}
     summary = read_json(out / "summary.json")

@@ -100,7 +100,7 @@ def test_cache_hits_identical_input_and_misses_model_rubric_or_answer_changes(tm
         assert all(r.cached for r in read_judged(tmp_path / "identical"))
         assert verdicts(tmp_path / "identical") == verdicts(tmp_path / "first")
         assert sent(server, "model_b", "--model", "judge-b") == 10
-        assert sent(server, "rubric", "--rubric", "label_binary") == 10
+        assert sent(server, "rubric", "--rubric", "label_binary", "--min-success-rate", "0") == 10
         assert sent(server, "repeat", "--sample-index", "1") == 10
         rows[3].answer = "answer 3: the speaker sounds furious, actually."
         changed = write_rows(tmp_path / "p2.jsonl", rows)

@@ -10,7 +10,7 @@ again while identical input is answered from the cache. Never imports torch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from paralm.eval.jsonl import JsonlAppender
 from paralm.eval.predictions import PredictionRow
 from paralm.judge.injection import scan_injection
 from paralm.judge.parse import ParseFailure, parse_rating
-from paralm.judge.prompt import build_messages, input_hash
+from paralm.judge.prompt import DEFAULT_MAX_FIELD_CHARS, build_messages, field_cuts, input_hash
 from paralm.judge.results import JudgedRow
 from paralm.judge.rubrics import Rubric, get_rubric
 
@@ -36,6 +36,8 @@ class JudgeSettings:
             instead of reusing the cached verdict, for agreement between repeated judgements.
         json_mode: ask the server for a JSON object reply (response_format json_object); turn off for
             servers that do not support it (the parser also reads JSON in plain text).
+        max_field_chars: characters of each judged field sent to the judge (longer text is cut and the
+            cut recorded on the row's `truncated`); None sends every field whole.
     """
 
     temperature: float = 0.0
@@ -43,6 +45,7 @@ class JudgeSettings:
     seed: int | None = 0
     sample_index: int = 0
     json_mode: bool = True
+    max_field_chars: int | None = DEFAULT_MAX_FIELD_CHARS
 
 
 class Judge:
@@ -64,14 +67,14 @@ class Judge:
         """The chat request that judges `row`."""
         s = self.settings
         return ChatRequest(
-            messages=build_messages(self.rubric, row),
+            messages=build_messages(self.rubric, row, s.max_field_chars),
             temperature=s.temperature,
             max_tokens=s.max_tokens,
             response_format={"type": "json_object"} if s.json_mode else None,
             seed=s.seed,
             sample_index=s.sample_index,
             tag=f"judge:{self.rubric.name}:{row.key}",
-            input_hash=input_hash(self.rubric, row),
+            input_hash=input_hash(self.rubric, row, s.max_field_chars),
         )
 
     def verdict(self, row: PredictionRow, req: ChatRequest, outcome: ChatResult | ApiError) -> JudgedRow:
@@ -85,6 +88,7 @@ class Judge:
             judge_model=self.client.config.model,
             sample_index=req.sample_index,
             input_hash=req.input_hash,
+            truncated=field_cuts(self.rubric, row, self.settings.max_field_chars),
         )
         if isinstance(outcome, ApiError):
             return JudgedRow(status="unjudged", reason=f"api:{outcome.reason}", detail=str(outcome),
@@ -97,10 +101,12 @@ class Judge:
         return JudgedRow(status="judged", rating=parsed.rating, score=self.rubric.score(parsed.rating),
                          rationale=parsed.rationale, **common)
 
-    async def ajudge_many(self, rows: Sequence[PredictionRow], log_path: str | Path | None = None) -> list[JudgedRow]:
+    async def ajudge_many(self, rows: Sequence[PredictionRow], log_path: str | Path | None = None,
+                          on_row: Callable[[JudgedRow], None] | None = None) -> list[JudgedRow]:
         """Judge all rows (the client bounds concurrency); results in input order.
 
-        With `log_path`, each row is appended to that JSONL (truncated first) the moment it finishes.
+        With `log_path`, each row is appended to that JSONL (truncated first) the moment it finishes;
+        `on_row` is called with each finished row (progress).
         """
         requests = [self.request(row) for row in rows]
         results: list[JudgedRow | None] = [None] * len(rows)
@@ -110,6 +116,8 @@ class Judge:
             results[index] = self.verdict(rows[index], requests[index], outcome)
             if appender is not None:
                 appender.append(results[index].to_dict())
+            if on_row is not None:
+                on_row(results[index])
 
         try:
             await self.client.complete_many(requests, on_result=on_result)
@@ -118,12 +126,13 @@ class Judge:
                 appender.close()
         return results  # type: ignore[return-value]
 
-    def judge_many(self, rows: Sequence[PredictionRow], log_path: str | Path | None = None) -> list[JudgedRow]:
+    def judge_many(self, rows: Sequence[PredictionRow], log_path: str | Path | None = None,
+                   on_row: Callable[[JudgedRow], None] | None = None) -> list[JudgedRow]:
         """Synchronous `ajudge_many`: runs its own event loop (not callable from inside one)."""
 
         async def run() -> list[JudgedRow]:
             try:
-                return await self.ajudge_many(rows, log_path)
+                return await self.ajudge_many(rows, log_path, on_row)
             finally:
                 # The HTTP pool belongs to this event loop; close it before the loop ends. The cache
                 # stays open so the client can be reused.

@@ -43,6 +43,8 @@ class JudgedRow:
         cached: True when the reply came from the cache (nothing sent).
         attempts: HTTP attempts made for this row in this run.
         reply: the judge's raw reply text, kept for audit (None when the request failed).
+        truncated: {field: full length in characters} of every field cut before it was sent (the
+            judge saw the first `--max-field-length` characters); empty when nothing was cut.
     """
 
     prediction: PredictionRow
@@ -64,6 +66,7 @@ class JudgedRow:
     cached: bool = False
     attempts: int = 0
     reply: str | None = None
+    truncated: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
