@@ -22,6 +22,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("export",): ("paralm.export", "main", "write safetensors + peft adapter + config from a checkpoint"),
     ("data", "pack"): ("paralm.data.pack", "main", "audio + manifest -> WebDataset shards + index"),
+    ("data", "index"): ("paralm.data.foreign.index_shards", "main", "index existing tar shards (+ --map) in place"),
     ("data", "inspect"): ("paralm.data.inspect", "main", "counts, durations, label and question-type distributions"),
     ("data", "vad"): ("paralm.creation.vad", "main", "speech windows with silero-vad"),
     ("data", "transcribe"): ("paralm.creation.transcribe", "main", "Whisper transcripts with word timings"),
