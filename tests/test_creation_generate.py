@@ -85,7 +85,7 @@ def scripted_reply(body: dict) -> str:
 def test_parser_finds_json_in_fences_and_prose_and_names_what_is_wrong():
     pair = {"type": "dp", "question": " How  do they sound? ", "answer": "Sad."}
     assert parse_pairs("Here you go:\n```json\n" + json.dumps({"pairs": [pair]}) + "\n```", 1, 3).pairs == [
-        {"type": "DP", "question": "How do they sound?", "answer": "Sad."}]
+        {"type": "DP", "question": "How do they sound?", "answer": "Sad.", "asks": "emotion"}]
     assert len(parse_pairs("Pairs: " + json.dumps([pair, pair]) + " hope it helps", 1, 3).pairs) == 2
     for text, reason in [("no json at all", "not_json"), ('{"foo": 1}', "schema_invalid"),
                          (json.dumps({"pairs": [pair, {"type": "X", "question": "q", "answer": "a"}]}), "too_few_pairs")]:

@@ -4,7 +4,8 @@ Training clips get transcription, two content questions and two label questions 
 short answers, so the baseline is a Speech-LLM that has seen emotion questions. Validation and test clips
 are asked with a held-out set of templates (different phrasing, words that occur in the training text)
 and additionally get contextual paralinguistic (CP) questions whose answers depend on both the words and
-the voice: does the tone fit the news, and how should one answer the speaker.
+the voice: does the tone fit the news, and how should one answer the speaker. Every pair records what
+it asks (`asks`); shards built before that field existed are scored through the counted fallback.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ HELD_OUT_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 QUESTION_TYPE = {"transcribe": "C", "content": "C", "news": "C", "emotion": "DP", "gender": "DP", "tone": "CP", "reply": "CP"}
+# what each kind of question asks (paralm.data.schema.QA_ASKS), recorded on every pair so scorers never guess
+ASKS = {"transcribe": "content", "content": "content", "news": "content", "emotion": "emotion", "gender": "gender",
+        "tone": "context", "reply": "context"}
 _SIGN = {"neutral": 0, "positive": 1, "negative": -1}
 _NEWS = {1: "good news", -1: "bad news"}
 
@@ -84,6 +88,7 @@ def _pair(kind: str, question: str, answer: str, template: str) -> dict:
         "answer": answer,
         "type": QUESTION_TYPE[kind],
         "origin": "template",
+        "asks": ASKS[kind],
         "generator": {"name": "demo-build", "kind": kind, "template": template},
     }
 

@@ -19,6 +19,7 @@ from paralm.creation.gen_inputs import GenInput
 from paralm.creation.gen_journal import Journal
 from paralm.creation.qa_filters import filter_pairs
 from paralm.creation.qa_leakage import EvalSets
+from paralm.eval.labels import infer_asks
 
 ORIGINS = {"openai": "llm", "template": "template"}
 
@@ -35,7 +36,8 @@ def make_record(inp: GenInput, gen: Generation, cfg: GenerateConfig, eval_sets: 
         filtered[reason] = filtered.get(reason, 0) + n
     origin = ORIGINS[cfg.backend]
     pairs = [{"question": p["question"], "answer": p["answer"], "type": p["type"], "origin": origin,
-              "generator": dict(gen.generator)} for p in res.kept]
+              "asks": p.get("asks") or infer_asks(p["type"], p["question"]), "generator": dict(gen.generator)}
+             for p in res.kept]
     return {**base, "status": "ok", "pairs": pairs, "filtered": filtered}
 
 

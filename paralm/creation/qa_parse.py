@@ -4,6 +4,8 @@ Servers without structured output wrap JSON in prose or code fences, so parsing 
 the JSON sits (the whole reply, a fenced block, or the first object/array that decodes) and strict about
 what it holds. A reply with no JSON, or JSON of the wrong shape, is an `InvalidGeneration` with a reason
 the generator counts and retries; single malformed pairs inside a good reply are dropped and counted.
+Every kept pair records what it asks (`asks`): the generator's own value when it is a valid one, else
+the question-text guess of `paralm.eval.labels.infer_asks` (pairs from prompts before implicit-qa/2).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from paralm.data.schema import QUESTION_TYPES
+from paralm.data.schema import QA_ASKS, QUESTION_TYPES
+from paralm.eval.labels import infer_asks
 
 INVALID_REASONS = ("not_json", "schema_invalid", "too_few_pairs")
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
@@ -38,7 +41,7 @@ class ParsedPairs:
     """Pairs read from one reply.
 
     Args:
-        pairs: valid pairs as {type, question, answer}, in reply order, at most `pairs_max`.
+        pairs: valid pairs as {type, question, answer, asks}, in reply order, at most `pairs_max`.
         dropped: counts of pairs left out: `malformed_pair` (wrong fields) and `over_limit` (beyond pairs_max).
     """
 
@@ -81,7 +84,7 @@ def _pair_list(value: Any) -> list:
 
 
 def _clean_pair(item: Any) -> dict | None:
-    """{type, question, answer} with the type upper-cased, or None when a field is missing or wrong."""
+    """{type, question, answer, asks} with the type upper-cased, or None when a field is missing or wrong."""
     if not isinstance(item, dict):
         return None
     qtype = str(item.get("type", "")).strip().upper()
@@ -91,7 +94,10 @@ def _clean_pair(item: Any) -> dict | None:
     question, answer = " ".join(question.split()), " ".join(answer.split())
     if not question or not answer:
         return None
-    return {"type": qtype, "question": question, "answer": answer}
+    asks = str(item.get("asks", "")).strip().lower()
+    if asks not in QA_ASKS:
+        asks = infer_asks(qtype, question)
+    return {"type": qtype, "question": question, "answer": answer, "asks": asks}
 
 
 def parse_pairs(text: str, pairs_min: int, pairs_max: int) -> ParsedPairs:

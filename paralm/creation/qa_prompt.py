@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from paralm.data.schema import QUESTION_TYPES
+from paralm.data.schema import QA_ASKS, QUESTION_TYPES
 
-PROMPT_VERSION = "implicit-qa/1"
+PROMPT_VERSION = "implicit-qa/2"  # 2: each pair states what it asks (`asks`)
 
 SYSTEM = (
     "You write question-answer pairs that teach a speech model to understand how something is said. "
@@ -39,6 +39,8 @@ Write {n} question-answer pairs about this clip, spread across these types:
   respond to them with empathy; the answer must combine the content with the emotion.
 - "DP" (direct paralinguistic): the speaker's emotion, energy or attitude; the answer names the emotion.
 Include at least one pair of each type.
+Give each pair an "asks" field naming what its question is about: "content" for C, "context" for CP, and
+for DP one of "emotion", "gender", "arousal" (energy), "valence" (positive or negative) or "dominance".
 
 Rules:
 - Ask as if you were listening to the clip: never mention a transcript, text, metadata, labels, annotations,
@@ -47,7 +49,7 @@ Rules:
 - Do not repeat or rephrase the same question.
 
 Reply with a JSON object of this form and nothing else:
-{{"pairs": [{{"type": "C", "question": "...", "answer": "..."}}, ...]}}"""
+{{"pairs": [{{"type": "C", "asks": "content", "question": "...", "answer": "..."}}, ...]}}"""
 
 PAIR_SCHEMA: dict = {
     "type": "object",
@@ -58,10 +60,11 @@ PAIR_SCHEMA: dict = {
                 "type": "object",
                 "properties": {
                     "type": {"type": "string", "enum": list(QUESTION_TYPES)},
+                    "asks": {"type": "string", "enum": list(QA_ASKS)},
                     "question": {"type": "string"},
                     "answer": {"type": "string"},
                 },
-                "required": ["type", "question", "answer"],
+                "required": ["type", "asks", "question", "answer"],
                 "additionalProperties": False,
             },
         }

@@ -4,7 +4,8 @@ For offline use and for the demo's implicit source, so the phrasing matters: C a
 said; CP answers name the emotion and relate it to what was said ("The speaker sounds sad while saying
 they got the job, which suggests ..."); DP answers name the emotion, with energy or polarity words when
 the dimensional labels are known. Several phrasings per type; which ones a clip gets is drawn with an
-RNG seeded by (seed, key), so a clip's pairs do not depend on which other clips are in the run.
+RNG seeded by (seed, key), so a clip's pairs do not depend on which other clips are in the run. Every
+template states what its question asks (`asks`, recorded on each pair), so scorers never guess it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from paralm.creation.gen_inputs import GenInput
 
-TEMPLATE_VERSION = "template-qa/1"
+TEMPLATE_VERSION = "template-qa/2"  # 2: pairs record what they ask (`asks`)
 
 IMPLICATION = {
     "neutral": "they are stating it matter-of-factly, without strong feelings about it",
@@ -86,42 +87,43 @@ def _quote(inp: GenInput) -> str:
     return inp.transcript.strip()
 
 
-Pair = tuple[str, Callable[[GenInput], str], Callable[[GenInput], bool]]
+# (question, answer from the clip, whether the clip can have it, what the question asks: schema.QA_ASKS)
+Pair = tuple[str, Callable[[GenInput], str], Callable[[GenInput], bool], str]
 _ALWAYS: Callable[[GenInput], bool] = lambda inp: True  # noqa: E731
 
 TEMPLATES: dict[str, list[Pair]] = {
     "C": [
-        ("What does the speaker say?", lambda x: f"The speaker says: \"{_quote(x)}\"", _ALWAYS),
-        ("Can you repeat what was said in this clip?", lambda x: f"They said: \"{_quote(x)}\"", _ALWAYS),
-        ("What is the speaker talking about?", lambda x: f"The speaker is {_saying(x)}.", _ALWAYS),
-        ("Transcribe the speech in this recording.", lambda x: _quote(x), _ALWAYS),
+        ("What does the speaker say?", lambda x: f"The speaker says: \"{_quote(x)}\"", _ALWAYS, "content"),
+        ("Can you repeat what was said in this clip?", lambda x: f"They said: \"{_quote(x)}\"", _ALWAYS, "content"),
+        ("What is the speaker talking about?", lambda x: f"The speaker is {_saying(x)}.", _ALWAYS, "content"),
+        ("Transcribe the speech in this recording.", lambda x: _quote(x), _ALWAYS, "content"),
     ],
     "CP": [
         ("How does the speaker seem to feel about what they are saying?",
          lambda x: f"The speaker sounds {x.emotion} while {_saying(x)}, which suggests {IMPLICATION[x.emotion]}.",
-         _ALWAYS),
+         _ALWAYS, "context"),
         ("Why might the speaker sound the way they do?",
          lambda x: f"They sound {x.emotion}; given that they are {_saying(x)}, it seems {IMPLICATION[x.emotion]}.",
-         _ALWAYS),
+         _ALWAYS, "context"),
         ("How would you respond to the speaker in an empathetic way?",
-         lambda x: f"The speaker sounds {x.emotion} while {_saying(x)}, so {RESPONSE[x.emotion]}", _ALWAYS),
+         lambda x: f"The speaker sounds {x.emotion} while {_saying(x)}, so {RESPONSE[x.emotion]}", _ALWAYS, "context"),
         ("What does the speaker's tone add to the meaning of their words?",
-         lambda x: f"Their {x.emotion} tone while {_saying(x)} suggests {IMPLICATION[x.emotion]}.", _ALWAYS),
+         lambda x: f"Their {x.emotion} tone while {_saying(x)} suggests {IMPLICATION[x.emotion]}.", _ALWAYS, "context"),
     ],
     "DP": [
         ("What emotion does the speaker convey?",
          lambda x: f"The speaker sounds {x.emotion}." + (f" Their delivery is {_arousal(x.labels)}."
-                                                           if _arousal(x.labels) else ""), _ALWAYS),
+                                                           if _arousal(x.labels) else ""), _ALWAYS, "emotion"),
         ("How would you describe the speaker's emotional state?",
-         lambda x: f"They come across as {x.emotion}.", _ALWAYS),
+         lambda x: f"They come across as {x.emotion}.", _ALWAYS, "emotion"),
         ("Does the speaker sound positive or negative?",
          lambda x: f"The speaker sounds {x.emotion}, so the overall tone is {_polarity(x.labels)}.",
-         lambda x: bool(_polarity(x.labels))),
+         lambda x: bool(_polarity(x.labels)), "valence"),
         ("How energetic does the speaker sound?",
-         lambda x: f"The speaker sounds {x.emotion} and {_arousal(x.labels)}.", lambda x: bool(_arousal(x.labels))),
+         lambda x: f"The speaker sounds {x.emotion} and {_arousal(x.labels)}.", lambda x: bool(_arousal(x.labels)), "arousal"),
         ("Is the speaker's voice male or female?",
          lambda x: f"The voice sounds {x.labels.get('gender')}, and the speaker sounds {x.emotion}.",
-         lambda x: x.labels.get("gender") in ("female", "male")),
+         lambda x: x.labels.get("gender") in ("female", "male"), "gender"),
     ],
 }
 
@@ -153,7 +155,8 @@ def template_pairs(inp: GenInput, seed: int, pairs_min: int = 3, pairs_max: int 
     n = rng.randint(max(pairs_min, len(chosen)), max(pairs_min, pairs_max, len(chosen)))
     for t, p in rest[: max(0, n - len(chosen))]:
         chosen[t].append(p)
-    return [{"type": t, "question": q, "answer": _tidy(answer(inp))} for t in TEMPLATES for q, answer, _ in chosen[t]]
+    return [{"type": t, "question": q, "answer": _tidy(answer(inp)), "asks": asks}
+            for t in TEMPLATES for q, answer, _, asks in chosen[t]]
 
 
 def _tidy(text: str) -> str:

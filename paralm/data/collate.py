@@ -169,6 +169,7 @@ class Collator:
             "corpus": meta.get("corpus", ""),
             "qa_index": item.qa_index,
             "origin": qa.get("origin", ""),
+            "asks": qa.get("asks"),
             "labels": meta.get("labels", {}),
             "neutral_text": meta.get("neutral_text"),
             "is_pad": item.is_pad,

@@ -8,7 +8,8 @@ CSV: one row per clip, flat columns mapped onto the layout:
     gold_emotion, gold_arousal, gold_valence,
     gold_dominance, gold_gender                              -> labels.gold.<field>
     any dotted column, e.g. labels.pred.ser1.emotion         -> that nested path
-    question, answer, qa_type, qa_origin (default human)     -> one entry of qa
+    question, answer, qa_type, qa_origin (default human),
+    qa_asks (optional: what the question asks)                -> one entry of qa
     a cell starting with "[" or "{"                          -> parsed as JSON (e.g. qa, words,
                                                                 labels.pred.ser1.probs)
     arousal / valence / dominance / duration / start / end   -> numbers
@@ -38,7 +39,7 @@ NUMERIC_LEAVES = frozenset({"arousal", "valence", "dominance", "duration", "star
 GOLD_COLUMNS = {
     f"gold_{name}": f"labels.gold.{name}" for name in ("emotion", "arousal", "valence", "dominance", "gender")
 }
-QA_COLUMNS = ("question", "answer", "qa_type", "qa_origin")
+QA_COLUMNS = ("question", "answer", "qa_type", "qa_origin", "qa_asks")
 
 
 class ManifestError(ValueError):
@@ -151,6 +152,8 @@ def csv_row_to_meta(row: dict[str, str]) -> dict:
             "type": row.get("qa_type", ""),
             "origin": row.get("qa_origin") or "human",
         }
+        if (row.get("qa_asks") or "").strip():
+            pair["asks"] = row["qa_asks"].strip()
         meta.setdefault("qa", []).append(pair)
     return meta
 

@@ -14,7 +14,9 @@ Layout (unknown fields at any level are kept untouched):
     source_kind  optional str: "general" | "implicit"
     labels.gold  {emotion, arousal, valence, dominance, gender}, each optional
     labels.pred  {annotator_id: {emotion, probs, arousal, valence, dominance, gender, version}}
-    qa           [{question, answer, type: C|CP|DP, origin: human|llm|template, generator: {...}}]
+    qa           [{question, answer, type: C|CP|DP, origin: human|llm|template, asks, generator: {...}}]
+                 asks: what the question is about, one of QA_ASKS; optional (foreign data may lack
+                 it: the scorers then infer it from the question text and count the fallback)
     words        optional [{w, start, end}] with 0 <= start <= end
 Gold labels (human or construction) and annotator predictions are kept apart on purpose: the
 explicit method trains on predictions and only the oracle ablation reads gold labels.
@@ -31,6 +33,9 @@ from typing import Any
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted")
 QUESTION_TYPES: tuple[str, ...] = ("C", "CP", "DP")
 QA_ORIGINS: tuple[str, ...] = ("human", "llm", "template")
+# What a QA item asks about: the words (content), one attribute of the voice, or the voice read together
+# with the words (context: does the tone fit, how to answer the speaker); "other" for anything else.
+QA_ASKS: tuple[str, ...] = ("content", "emotion", "gender", "arousal", "valence", "dominance", "context", "other")
 GENDERS: tuple[str, ...] = ("female", "male", "other")
 SOURCE_KINDS: tuple[str, ...] = ("general", "implicit")
 DIMENSIONS: tuple[str, ...] = ("arousal", "valence", "dominance")
@@ -169,6 +174,8 @@ def _qa(qa: Any) -> None:
         _string(pair["answer"], f"{where}.answer")
         _choice(pair["type"], f"{where}.type", QUESTION_TYPES)
         _choice(pair["origin"], f"{where}.origin", QA_ORIGINS)
+        if "asks" in pair:
+            _choice(pair["asks"], f"{where}.asks", QA_ASKS)
         if "generator" in pair:
             _object(pair["generator"], f"{where}.generator")
 

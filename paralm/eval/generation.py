@@ -24,7 +24,8 @@ def rows_from_batch(batch: Batch, answers: list[str], system: str | None = None,
         out.append(PredictionRow(
             key=batch.keys[i], question=batch.questions[i], type=batch.question_types[i],
             reference=batch.references[i], answer=answer, emotion=gold.get("emotion"),
-            gender=gold.get("gender"), neutral_text=meta.get("neutral_text"), system=system, row=row, seed=seed,
+            gender=gold.get("gender"), neutral_text=meta.get("neutral_text"), asks=meta.get("asks"),
+            system=system, row=row, seed=seed,
             extra={"qa_index": meta.get("qa_index"), "origin": meta.get("origin", "")},
         ))
     return out

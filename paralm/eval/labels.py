@@ -1,16 +1,22 @@
-"""Read one categorical label (emotion or gender) out of a free-text answer.
+"""Read one categorical label (emotion or gender) out of a free-text answer, and what a question asks.
 
 Direct paralinguistic (DP) questions have one correct label, so an answer can be scored without a
 judge: find the label words it uses, map synonyms to canonical labels, drop negated mentions
 ("not angry"), and accept the answer's label only when exactly one distinct label remains. An answer
 that names no label, or hedges between several ("angry or sad"), yields None, which the scorers count
 as its own wrong class "none" instead of dropping it. Never imports torch.
+
+What a question asks (`asks`: emotion, gender, arousal, ...) is recorded on every QA item when it is
+made; `infer_asks` reads it from the question text only for items without it (foreign data, shards
+built before the field existed), and the scorers count every item that needed it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from paralm.data.schema import QA_ASKS
 
 NONE_LABEL = "none"
 
@@ -63,7 +69,17 @@ LABEL_SETS: dict[str, LabelSet] = {
     "gender": LabelSet("gender", GENDER_SYNONYMS),
 }
 
-_GENDER_QUESTION = re.compile(r"\b(?:gender|sex|male or female|female or male|man or woman|woman or man)\b", re.I)
+_SEX_WORD = r"(?:male|female|man|woman|masculine|feminine|boy|girl)"
+# "gender", "male or female", "a man or a woman", "a female voice": the article between is optional
+_GENDER_QUESTION = re.compile(rf"\b(?:gender|sex)\b|\b{_SEX_WORD}\s+or\s+(?:an?\s+)?{_SEX_WORD}\b|"
+                              rf"\b{_SEX_WORD}\s+voice\b", re.I)
+_DIMENSION_QUESTIONS: tuple[tuple[str, re.Pattern], ...] = (
+    ("arousal", re.compile(r"\b(?:arousal|energetic|energy|activated|excited or calm|calm or excited)\b", re.I)),
+    ("valence", re.compile(r"\b(?:valence|positive or negative|negative or positive|pleasant or unpleasant)\b",
+                           re.I)),
+    ("dominance", re.compile(r"\b(?:dominance|dominant|submissive|in control)\b", re.I)),
+)
+ASKS_BY_TYPE = {"C": "content", "CP": "context"}  # what C and CP questions ask, whatever their wording
 
 
 def get_label_set(kind: str) -> LabelSet:
@@ -111,6 +127,30 @@ def extract_label(text: str, kind: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def infer_asks(qtype: str, question: str) -> str:
+    """The fallback guess of what a question asks, for items made without `asks` (one of QA_ASKS).
+
+    C questions ask about the content and CP questions about the voice in context; a DP question asks
+    about gender, arousal, valence or dominance when its wording says so, else about emotion.
+    """
+    if qtype in ASKS_BY_TYPE:
+        return ASKS_BY_TYPE[qtype]
+    text = question or ""
+    if _GENDER_QUESTION.search(text):
+        return "gender"
+    for asks, pattern in _DIMENSION_QUESTIONS:
+        if pattern.search(text):
+            return asks
+    return "emotion"
+
+
+def check_asks(asks: str) -> str:
+    """`asks` when it is one of QA_ASKS; otherwise a ValueError naming the valid values."""
+    if asks not in QA_ASKS:
+        raise ValueError(f"asks {asks!r} is not one of {', '.join(QA_ASKS)}")
+    return asks
+
+
 def infer_label_kind(question: str) -> str:
-    """Whether a DP question asks about gender or (by default) emotion."""
+    """Whether a DP question asks about gender or (by default) emotion (fallback for rows without asks)."""
     return "gender" if _GENDER_QUESTION.search(question or "") else "emotion"

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from paralm.data.schema import QA_ASKS
 from paralm.eval.jsonl import read_jsonl, write_jsonl_atomic
 
 QUESTION_TYPES = ("C", "CP", "DP")
@@ -42,6 +43,8 @@ class PredictionRow:
         label: the single correct label of a DP question, when the writer knows it; otherwise the
             scorers read it from the reference.
         label_kind: what `label` is about: emotion or gender; inferred from the question when absent.
+        asks: what the question asks (one of `paralm.data.schema.QA_ASKS`), recorded on the QA item when
+            it was made; when absent the scorers infer it from the question text and count that.
         system: name of the system (ablation row, checkpoint) that produced the answer.
         row: ablation row name, when produced by the ablation runner.
         seed: the run's seed.
@@ -59,6 +62,7 @@ class PredictionRow:
     gender: str | None = None
     label: str | None = None
     label_kind: str | None = None
+    asks: str | None = None
     system: str | None = None
     row: str | None = None
     seed: int | None = None
@@ -70,6 +74,8 @@ class PredictionRow:
             raise ValueError(f"question type {self.type!r} of {self.key!r} is not one of {QUESTION_TYPES}")
         if self.label_kind is not None and self.label_kind not in LABEL_KINDS:
             raise ValueError(f"label_kind {self.label_kind!r} of {self.key!r} is not one of {LABEL_KINDS}")
+        if self.asks is not None and self.asks not in QA_ASKS:
+            raise ValueError(f"asks {self.asks!r} of {self.key!r} is not one of {QA_ASKS}")
         for name in _REQUIRED:
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"field {name!r} of {self.key!r} must be a string")

@@ -3,6 +3,11 @@
 They need no judge, so they run on every evaluation and anchor the judge: `judge-validate`
 correlates judge scores with the label accuracy computed here.
 
+What a DP row asks is the row's `label_kind`, else its recorded `asks`, else (rows made without the
+field) a guess from the question text (`infer_asks`), counted in `dp_asks.inferred` so a report can say
+how many items fell back. Only rows asking about emotion or gender are label-scored; rows asking about
+arousal, valence or dominance have no categorical gold and are counted in `dp_no_target`.
+
 Label scoring: the gold label of a DP row is `row.label` when the writer knew it, else the label the
 reference names, else the row's gold `emotion` / `gender`; rows with no gold label at all are counted
 as `no_target` and left out. The predicted label is read from the answer (paralm.eval.labels); an
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from paralm.eval.labels import LABEL_SETS, NONE_LABEL, extract_label, get_label_set, infer_label_kind
+from paralm.eval.labels import LABEL_SETS, NONE_LABEL, extract_label, get_label_set, infer_asks
 from paralm.eval.predictions import QUESTION_TYPES, PredictionRow
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -61,11 +66,25 @@ class LabelOutcome:
     target: str
     predicted: str
     correct: bool
+    asks_inferred: bool = False
+
+
+def row_asks(row: PredictionRow) -> tuple[str, bool]:
+    """(what the row's question asks, whether that had to be inferred from the question text)."""
+    recorded = row.label_kind or row.asks
+    if recorded is not None:
+        return recorded, False
+    return infer_asks(row.type, row.question), True
 
 
 def label_target(row: PredictionRow) -> tuple[str, str | None]:
-    """(label kind, gold label or None) for a DP row; see the module docstring for the order tried."""
-    kind = row.label_kind or infer_label_kind(row.question)
+    """(what the row asks, gold label or None) for a DP row; see the module docstring for the order tried.
+
+    The gold label is None when the row asks about something without a categorical label set.
+    """
+    kind, _ = row_asks(row)
+    if kind not in LABEL_SETS:
+        return kind, None
     label_set = get_label_set(kind)
     if row.label is not None:
         target = label_set.canonical(row.label)
@@ -88,8 +107,23 @@ def label_outcomes(rows: Iterable[PredictionRow]) -> list[LabelOutcome]:
         if target is None:
             continue
         predicted = extract_label(row.answer, kind) or NONE_LABEL
-        out.append(LabelOutcome(row.item_id, kind, target, predicted, predicted == target))
+        out.append(LabelOutcome(row.item_id, kind, target, predicted, predicted == target, row_asks(row)[1]))
     return out
+
+
+def asks_counts(rows: Iterable[PredictionRow]) -> dict:
+    """How the DP rows' targets were known: `recorded` (asks or label_kind on the row), `inferred` (the
+    question-text fallback), and how many rows ask about each thing."""
+    recorded = inferred = 0
+    by_asks: Counter = Counter()
+    for row in rows:
+        if row.type != "DP":
+            continue
+        asks, guessed = row_asks(row)
+        inferred += guessed
+        recorded += not guessed
+        by_asks[asks] += 1
+    return {"recorded": recorded, "inferred": inferred, "by_asks": dict(sorted(by_asks.items()))}
 
 
 def classification_metrics(outcomes: list[LabelOutcome], kind: str) -> dict:
@@ -131,4 +165,5 @@ def score_predictions(rows: Iterable[PredictionRow]) -> dict:
         "by_type": {t: _text_scores([r for r in rows if r.type == t]) for t in QUESTION_TYPES},
         "labels": {kind: classification_metrics(outcomes, kind) for kind in LABEL_SETS},
         "dp_no_target": len(dp_rows) - len(outcomes),
+        "dp_asks": asks_counts(dp_rows),
     }
