@@ -15,8 +15,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 _ids = itertools.count()
 
