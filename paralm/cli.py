@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from paralm.fault.exits import EXIT_USER_ERROR, exit_table
+from paralm.fault.exits import EXIT_USER_ERROR, UserError, exit_table
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -22,7 +22,6 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("export",): ("paralm.export", "main", "write safetensors + peft adapter + config from a checkpoint"),
     ("data", "pack"): ("paralm.data.pack", "main", "audio + manifest -> WebDataset shards + index"),
-    ("data", "index"): ("paralm.data.foreign.index_shards", "main", "index existing tar shards (+ --map) in place"),
     ("data", "inspect"): ("paralm.data.inspect", "main", "counts, durations, label and question-type distributions"),
     ("data", "vad"): ("paralm.creation.vad", "main", "speech windows with silero-vad"),
     ("data", "transcribe"): ("paralm.creation.transcribe", "main", "Whisper transcripts with word timings"),
@@ -76,14 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         debug, rest = True, [a for a in rest if a != "--debug"]
     module, func, _ = COMMANDS[words]
     prog = f"paralm {' '.join(words)}"
-    try:
-        fn = getattr(importlib.import_module(module), func)
-    except ModuleNotFoundError as err:
-        print(f"{prog}: not available ({err})", file=sys.stderr)
-        return EXIT_USER_ERROR
+
+    def load_and_run(args: list[str]) -> int | None:
+        # imported inside the guard: a key in a flag is refused before any heavy import
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except ModuleNotFoundError as err:
+            raise UserError(f"{prog}: not available ({err})") from err
+        return fn(args)
+
     from paralm.cli_guard import guarded
 
-    return guarded(prog, fn, rest, debug=debug)
+    return guarded(prog, load_and_run, rest, debug=debug)
 
 
 def entry() -> None:

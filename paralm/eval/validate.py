@@ -178,7 +178,11 @@ def main_validate(argv: list[str] | None = None) -> int:
     try:
         runs = [load_run(spec) for spec in args.runs]
         result = validate_runs(runs, args.n_resamples, args.confidence, args.seed)
-    except (ValueError, FileNotFoundError) as e:
+    except FileNotFoundError as e:
+        print(f"paralm judge-validate: error: {e.filename} does not exist (each RUN is a judged.jsonl "
+              "written by `paralm judge`, or its folder)", file=sys.stderr)
+        return 2
+    except ValueError as e:
         print(f"paralm judge-validate: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
