@@ -30,6 +30,7 @@ from paralm.audio import AudioTokenSpec
 from paralm.data.batch import Batch
 from paralm.data.collate import Collator
 from paralm.data.feature_store import CachedSampleReader, FeatureStore
+from paralm.data.foreign.stream_loader import StreamLoader, check_stream_modes
 from paralm.data.loader import AudioSwapReader, PlanDataset, PlanLoader, SkipTracker
 from paralm.data.plan import BatchingConfig, TrainPlanner, eval_plan
 from paralm.data.prompts import PromptConfig
@@ -116,6 +117,8 @@ class MixtureDataModule(LightningDataModule):
         self._train_loader: PlanLoader | None = None
         self._pending_resume: tuple[int, int] | None = None
         self.last_plan_counts: dict[str, int] = {}
+        check_stream_modes(self.specs, implicit_ratio, samples_per_epoch, batch_size, max_batch_seconds,
+                           feature_cache)
 
     # --- wiring -------------------------------------------------------------------------------
     def attach(self, tokenizer, audio_spec: AudioTokenSpec) -> None:
@@ -208,6 +211,8 @@ class MixtureDataModule(LightningDataModule):
         self._require_attached()
         if not self.specs["train"]:
             raise ValueError("train_dataloader needs train_sources; none are configured")
+        if self.specs["train"][0].mode == "streaming":
+            return self._streaming_loader()
         sources = self.sources("train")
         collator = Collator(self.tokenizer, self.audio_spec, self.train_prompt)
         dataset_fn = partial(PlanDataset, sources=sources, readers=self._readers(sources), collator=collator)
@@ -219,6 +224,20 @@ class MixtureDataModule(LightningDataModule):
             self.num_workers,
             self.tracker("train"),
         )
+        if self._pending_resume is not None:
+            loader.sampler.resume(*self._pending_resume)
+            self._pending_resume = None
+        self._train_loader = loader
+        return loader
+
+    def _streaming_loader(self) -> StreamLoader:
+        """A `mode: streaming` train source (paralm/data/foreign/stream_loader.py; weaker guarantees)."""
+        rank, world = self._rank()
+        loader = StreamLoader(
+            self.specs["train"][0], Collator(self.tokenizer, self.audio_spec, self.train_prompt),
+            self.tracker("train"), self.batching.batch_size, self.samples_per_epoch, rank, world,
+            self.seed, self.num_workers, self.audio_spec.features.sample_rate,
+            self.min_duration, self.max_duration)
         if self._pending_resume is not None:
             loader.sampler.resume(*self._pending_resume)
             self._pending_resume = None
@@ -244,7 +263,7 @@ class MixtureDataModule(LightningDataModule):
         readers = self._readers(sources)
         if shuffle_audio_seed is not None:
             readers = [AudioSwapReader(r, s.rows, shuffle_audio_seed) for r, s in zip(readers, sources, strict=True)]
-        dataset_fn = partial(PlanDataset, sources=sources, readers=readers, collator=collator)
+        dataset_fn = partial(PlanDataset, sources=sources, readers=readers, collator=collator, per_clip=True)
         return PlanLoader(
             lambda _epoch: batches, len(batches), dataset_fn, self.num_workers, self.tracker(stage)
         )

@@ -29,7 +29,7 @@ from paralm.data.collate import Collator, FeedItem
 from paralm.data.index import IndexRow
 from paralm.data.plan import PlanItem
 from paralm.data.reader import LoadedSample, SampleReader, SkipSample
-from paralm.data.skips import SkipCounter
+from paralm.data.skips import SkipCounter, SkipRateExceeded
 from paralm.data.sources import LoadedSource
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class PlanDataset(Dataset):
         sources: the sources plan items refer to (PlanItem.source indexes this list).
         readers: one SampleReader per source.
         collator: turns the decoded items into a Batch.
+        per_clip: count skips and deliveries once per clip, not once per QA item (evaluation plans hold
+            every question of a clip side by side; training draws items, each draw one attempt).
     """
 
     def __init__(
@@ -59,21 +61,33 @@ class PlanDataset(Dataset):
         sources: Sequence[LoadedSource],
         readers: Sequence[SampleReader],
         collator: Collator,
+        per_clip: bool = False,
     ) -> None:
         self.batches = batches
         self.sources = sources
         self.readers = readers
         self.collator = collator
+        self.per_clip = per_clip
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i: int) -> tuple[Batch, BatchReport]:
+        """Read and collate batch i. With `per_clip`, the items of one clip (one per QA pair) are counted
+        once, and a clip that failed is not read again for its other questions."""
         report = BatchReport()
-        items = []
+        items, failed, counted = [], set(), set()
         for planned in self.batches[i]:
-            item = self._read(planned, report.skips)
-            if item is not None:
+            row, _ = self.sources[planned.source].item(planned.item)
+            clip = (planned.source, row.key) if self.per_clip else None
+            if clip in failed:
+                continue
+            item = self._read(planned, None if clip in counted else report.skips)
+            if clip is not None:
+                counted.add(clip)
+            if item is None and clip is not None:
+                failed.add(clip)
+            elif item is not None:
                 items.append(item)
         if not items:
             items = [self._stand_in(i)]
@@ -162,6 +176,11 @@ class SkipTracker:
         self.metadata_missing += report.metadata_missing
         try:
             self.counter.check_rate(self.max_skip_rate, min_seen=self.min_seen)
+        except SkipRateExceeded as stop:
+            self.flush()
+            where = (f"skipped keys in {self.skip_log_path}" if self.skip_log_path
+                     else "set data.skip_log_path to list the skipped keys")
+            raise SkipRateExceeded(f"{stop}; {where}") from None
         except Exception:
             self.flush()
             raise

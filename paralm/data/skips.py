@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from paralm.fault.exits import EXIT_SKIP_RATE, FaultExit
+
 SKIP_REASONS: tuple[str, ...] = (
     "corrupt_audio",
     "missing_member",
@@ -32,8 +34,13 @@ SKIP_REASONS: tuple[str, ...] = (
 )
 
 
-class SkipRateExceeded(RuntimeError):
-    """Raised by `SkipCounter.check_rate` when too large a share of the attempted samples was dropped."""
+class SkipRateExceeded(FaultExit):
+    """Raised by `SkipCounter.check_rate` when too large a share of the attempted samples was dropped.
+
+    A deliberate stop, not a bug: the CLI prints its one line (rate, limit, reasons, skip log) and exits
+    with EXIT_SKIP_RATE from the exit-code table, without a traceback."""
+
+    exit_code = EXIT_SKIP_RATE
 
 
 @dataclass(frozen=True)
