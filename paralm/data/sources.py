@@ -18,6 +18,9 @@ from paralm.data.schema import SOURCE_KINDS
 from paralm.data.skips import SkipCounter
 
 
+SOURCE_MODES = ("indexed", "streaming")
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """One named data source.
@@ -29,6 +32,9 @@ class SourceSpec:
             (QA pairs generated from paralinguistic labels); `implicit_ratio` splits mass by kind.
         weight: unnormalised mixture weight (probabilities are weights / sum of weights).
         split: which index split this source reads ("train", "val", "test", ...).
+        mode: "indexed" (planned from the shard index: exact resume, equal batches per rank, duration
+            buckets) or "streaming" (reads a published shard folder without an index, train only, with
+            the weaker guarantees in docs/data.md; `split` is not applied there).
     """
 
     name: str
@@ -36,8 +42,13 @@ class SourceSpec:
     kind: str = "general"
     weight: float = 1.0
     split: str = "train"
+    mode: str = "indexed"
 
     def __post_init__(self) -> None:
+        if self.mode not in SOURCE_MODES:
+            raise ValueError(
+                f"source {self.name!r}: unknown mode {self.mode!r}; valid: {', '.join(SOURCE_MODES)}"
+            )
         if not self.name:
             raise ValueError("source name must be a non-empty string")
         if self.kind not in SOURCE_KINDS:
