@@ -84,7 +84,9 @@ def test_retry_after_over_the_cap_fails_the_clip_fast_with_that_reason(tmp_path)
         report = generate(src, tmp_path / "out", llm_config(server.base_url, tmp_path, retry_after_cap_s=1.0), quiet=True)
         assert len(server.chat_requests()) == 2
     assert report["failures"] == {"retry_after_too_long": 2}
-    assert read_failures(tmp_path / "out") == {"clip000": "retry_after_too_long", "clip001": "retry_after_too_long"}
+    # no pair at all: nothing is published to --out; the failures list lives in the state folder
+    assert not (tmp_path / "out").exists()
+    assert read_failures(tmp_path / "state") == {"clip000": "retry_after_too_long", "clip001": "retry_after_too_long"}
 
 
 def test_unreachable_server_leaves_clips_unfinished_and_a_rerun_finishes_them(tmp_path):

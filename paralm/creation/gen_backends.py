@@ -54,7 +54,7 @@ class Generation:
 class Backend(Protocol):
     """Turns a clip into a Generation; `aclose` releases connections."""
 
-    async def generate(self, inp: GenInput) -> Generation: ...
+    async def generate(self, inp: GenInput, first_attempt: int = 0) -> Generation: ...
 
     async def aclose(self) -> None: ...
 
@@ -74,7 +74,7 @@ class TemplateBackend:
     def __init__(self, cfg: GenerateConfig, state_dir: Path) -> None:
         self.cfg = cfg
 
-    async def generate(self, inp: GenInput) -> Generation:
+    async def generate(self, inp: GenInput, first_attempt: int = 0) -> Generation:
         gen = Generation(generator={"backend": "template", "version": TEMPLATE_VERSION, "seed": self.cfg.seed,
                                     **_base_generator(self.cfg)})
         try:
@@ -118,13 +118,15 @@ class OpenAIBackend:
                 "temperature": req.temperature, "max_tokens": req.max_tokens, "seed": req.seed,
                 "sample_index": req.sample_index, "structured": self.cfg.structured, **_base_generator(self.cfg)}
 
-    async def generate(self, inp: GenInput) -> Generation:
+    async def generate(self, inp: GenInput, first_attempt: int = 0) -> Generation:
+        """Ask up to invalid_retries + 1 times, with sample indices from `first_attempt` on (a retry of a
+        failed clip starts after the attempts already made, so the cache never serves their replies)."""
         gen = Generation()
         if not inp.transcript or not inp.emotion:
             gen.failure = "no_transcript" if not inp.transcript else "no_labels"
             gen.detail = f"{inp.key}: nothing to generate from ({gen.failure})"
             return gen
-        for attempt in range(self.cfg.invalid_retries + 1):
+        for attempt in range(first_attempt, first_attempt + self.cfg.invalid_retries + 1):
             req = self.request(inp, attempt)
             gen.requests += 1
             try:

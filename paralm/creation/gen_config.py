@@ -41,7 +41,12 @@ class GenerateConfig:
         cache: SQLite API cache (default: <state>/api_cache.sqlite).
         state: folder for the journal and cache of a resumable run (default: <out>.state).
         eval_sets: evaluation shard folders the output must not overlap (by key and by QA text).
-        retry_failed: on resume, generate again for clips journaled as failed.
+        eval_splits: only samples of these splits in `eval_sets` count as evaluation clips (a folder that
+            holds train, val and test together); None: every sample in them.
+        retry_failed: on resume, generate again for clips journaled as failed (asking anew: the attempts
+            continue after the ones already made, so a cached invalid reply is never served again).
+        min_success_rate: fewest clips with pairs, as a fraction of the clips not excluded as evaluation
+            clips, for the run to count as usable (below: exit 5); no pair at all always fails.
         filters: thresholds of the pair filters.
     """
 
@@ -70,7 +75,9 @@ class GenerateConfig:
     cache: str | None = None
     state: str | None = None
     eval_sets: list[str] = field(default_factory=list)
+    eval_splits: list[str] | None = None
     retry_failed: bool = False
+    min_success_rate: float = 0.5
     filters: FilterConfig = field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
@@ -92,6 +99,8 @@ class GenerateConfig:
         doc = {k: getattr(self, k) for k in keep}
         doc["filters"] = asdict(self.filters)
         doc["eval_sets"] = sorted(self.eval_sets)
+        if self.eval_splits is not None:  # only when set, so journals of earlier runs still match
+            doc["eval_splits"] = sorted(self.eval_splits)
         if self.backend == "openai":
             doc["model"] = self.model
         return doc

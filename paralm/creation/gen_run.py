@@ -10,8 +10,6 @@ journaled, so a later run tries them again.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable
 
 from paralm.creation.gen_backends import RUN_LEVEL_FAILURES, Backend, Generation
 from paralm.creation.gen_config import GenerateConfig
@@ -19,14 +17,19 @@ from paralm.creation.gen_inputs import GenInput
 from paralm.creation.gen_journal import Journal
 from paralm.creation.qa_filters import filter_pairs
 from paralm.creation.qa_leakage import EvalSets
+from paralm.progress import progress_bar
 from paralm.eval.labels import infer_asks
 
 ORIGINS = {"openai": "llm", "template": "template"}
 
 
-def make_record(inp: GenInput, gen: Generation, cfg: GenerateConfig, eval_sets: EvalSets) -> dict:
-    """The journal record of one clip: its final pairs and filter counts, or its failure."""
-    base = {"key": inp.key, "requests": gen.requests, "invalid": dict(gen.invalid)}
+def make_record(inp: GenInput, gen: Generation, cfg: GenerateConfig, eval_sets: EvalSets,
+                first_attempt: int = 0) -> dict:
+    """The journal record of one clip: its final pairs and filter counts, or its failure.
+
+    `next_attempt` is where a retry of this clip starts (after every attempt made so far)."""
+    base = {"key": inp.key, "requests": gen.requests, "invalid": dict(gen.invalid),
+            "next_attempt": first_attempt + gen.requests}
     if gen.failure:
         return {**base, "status": "failed", "reason": gen.failure, "detail": gen.detail}
     leaks = eval_sets.leaks_text if len(eval_sets) else None
@@ -41,41 +44,41 @@ def make_record(inp: GenInput, gen: Generation, cfg: GenerateConfig, eval_sets: 
     return {**base, "status": "ok", "pairs": pairs, "filtered": filtered}
 
 
-def _progress_printer(total: int, quiet: bool) -> Callable[[int], None]:
-    step = max(1, total // 10)
-
-    def show(done: int) -> None:
-        if not quiet and (done % step == 0 or done == total):
-            print(f"generate: {done}/{total} clips finished", file=sys.stderr, flush=True)
-
-    return show
+def first_attempt(record: dict | None) -> int:
+    """Where generation for a clip starts: 0, or after the attempts of its journaled (failed) record."""
+    if record is None:
+        return 0
+    return int(record.get("next_attempt", record.get("requests", 0)))
 
 
 async def run_pending(pending: list[GenInput], backend: Backend, journal: Journal, cfg: GenerateConfig,
                       eval_sets: EvalSets, quiet: bool = False) -> dict[str, dict]:
     """Generate for `pending` clips (at most `cfg.concurrency` at once), journaling each finished one.
 
+    A clip with a journaled record (a failed one being retried) continues its attempts after that
+    record's. Progress (clips done / total, rate, time left) goes to stderr unless `quiet`.
     Returns the unfinished clips' failure records (run-level failures), by key.
     """
     sem = asyncio.Semaphore(cfg.concurrency)
     unfinished: dict[str, dict] = {}
-    done = 0
-    show = _progress_printer(len(pending), quiet)
+    bar = progress_bar(len(pending), "generate", unit="clips", disable=quiet or not pending)
 
     async def one(inp: GenInput) -> None:
-        nonlocal done
+        start = first_attempt(journal.records.get(inp.key))
         async with sem:
-            gen = await backend.generate(inp)
-        record = make_record(inp, gen, cfg, eval_sets)
+            gen = await backend.generate(inp, start)
+        record = make_record(inp, gen, cfg, eval_sets, start)
         if gen.failure in RUN_LEVEL_FAILURES:
             unfinished[inp.key] = record
         else:
             journal.append(record)
-        done += 1
-        show(done)
+        if bar is not None:
+            bar.update(1)
 
     try:
         await asyncio.gather(*(one(inp) for inp in pending))
     finally:
+        if bar is not None:
+            bar.close()
         await backend.aclose()
     return unfinished

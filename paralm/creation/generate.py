@@ -5,7 +5,8 @@ transcript and the paralinguistic labels of each clip; the Speech-LLM later trai
 so the labels shape the answers without ever being shown. Steps:
 
 1. read the clips' metadata and build generator inputs (`gen_inputs`), optionally with labels permuted;
-2. leave out clips that are evaluation clips (`--eval-sets`, by key);
+2. leave out clips that are evaluation clips (`--eval-sets`, by key; `--eval-splits` picks the splits of
+   those folders that count, for a corpus folder that holds train, val and test together);
 3. generate concurrently (`gen_backends`), parse, filter (`qa_filters`, text leakage included), and journal
    each clip as it finishes (`gen_journal`, in the `--state` folder beside the API cache);
 4. once every clip is finished, write the implicit shard set, `failures.jsonl` and `generate_report.json`
@@ -14,6 +15,12 @@ so the labels shape the answers without ever being shown. Steps:
 Resuming: run the same command again. Journaled clips send nothing; replies that arrived before a kill
 come from the API cache; the output is identical to that of an uninterrupted run, because pairs depend only
 on each clip's own replies and samples keep the input order. A finished `--out` is left as it is.
+`--retry-failed` asks again for clips journaled as failed, continuing their attempts (new sample index
+and seed), so an invalid reply in the cache is never served again.
+
+Exit status (paralm/fault/exits.py): 0; 5 when no pair was generated (nothing is written to `--out`; the
+report and failures go to the state folder) or fewer clips than `--min-success-rate` got pairs; 6 at the
+budget; 8 when the service failed for some clips (rerun to resume); 2 for bad input.
 """
 
 from __future__ import annotations
@@ -25,18 +32,27 @@ import sys
 from pathlib import Path
 
 from paralm.api.accounting import budget_stop
+from paralm.cli_flags import add_client_flags
+from paralm.cli_guard import refuse_secret_argv
 from paralm.creation.gen_backends import make_backend
 from paralm.creation.gen_config import BACKEND_NAMES, GenerateConfig
 from paralm.creation.gen_inputs import GenInput, input_from_meta, permute_labels
 from paralm.creation.gen_journal import Journal, JournalMismatch
-from paralm.creation.gen_output import REPORT_NAME, failure_rows, format_summary, summarise, write_output
+from paralm.creation.gen_output import (
+    FAILURES_NAME,
+    REPORT_NAME,
+    failure_rows,
+    format_summary,
+    summarise,
+    write_jsonl,
+    write_output,
+)
 from paralm.creation.gen_run import run_pending
 from paralm.creation.qa_filters import FilterConfig
 from paralm.creation.qa_leakage import EvalSets
 from paralm.creation.qa_prompt import PROMPT_SHA256, PROMPT_VERSION
 from paralm.creation.qa_template import TEMPLATE_VERSION
-
-EXIT_UNFINISHED = 3
+from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_UNFINISHED, FaultExit
 
 
 def load_inputs(src: Path, cfg: GenerateConfig) -> list[GenInput]:
@@ -86,7 +102,7 @@ def generate(src: str | Path, out: str | Path, cfg: GenerateConfig, quiet: bool 
         return done
     state = Path(cfg.state or f"{out}.state")
     inputs = load_inputs(src, cfg)
-    eval_sets = EvalSets.from_dirs(cfg.eval_sets, cfg.filters.leak_threshold, cfg.filters.ngram)
+    eval_sets = EvalSets.from_dirs(cfg.eval_sets, cfg.filters.leak_threshold, cfg.filters.ngram, cfg.eval_splits)
     leaked = [x.key for x in inputs if eval_sets.leaks_key(x)]
     journal = Journal(state / "journal.jsonl", cfg.fingerprint())
     leaked_set = set(leaked)
@@ -104,8 +120,9 @@ def generate(src: str | Path, out: str | Path, cfg: GenerateConfig, quiet: bool 
     report = summarise(records, unfinished, leaked, len(inputs), backend.usage, prov)
     failures = failure_rows(records, unfinished, leaked)
     state.mkdir(parents=True, exist_ok=True)
-    if unfinished:
+    if unfinished or not report["pairs"]["total"]:  # never publish an empty "complete" set
         (state / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_jsonl(state / FAILURES_NAME, failures)
     else:
         write_output(src, out, records, failures, report, prov)
     if not quiet:
@@ -135,19 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature")
     p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="completion length cap per request")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="clips (and requests) in flight")
-    p.add_argument("--timeout-s", type=float, default=d.timeout_s, help="per-request timeout (s)")
-    p.add_argument("--max-retries", type=int, default=d.max_retries, help="client retries per request")
-    p.add_argument("--retry-after-cap-s", type=float, default=d.retry_after_cap_s, help="longest Retry-After waited")
-    p.add_argument("--backoff-base-s", type=float, default=d.backoff_base_s, help="first retry backoff ceiling (s)")
-    p.add_argument("--backoff-max-s", type=float, default=d.backoff_max_s, help="largest retry backoff ceiling (s)")
+    add_client_flags(p, {"timeout_s": d.timeout_s, "max_retries": d.max_retries, "backoff_base_s": d.backoff_base_s,
+                         "backoff_max_s": d.backoff_max_s, "retry_after_cap_s": d.retry_after_cap_s})
     p.add_argument("--invalid-retries", type=int, default=d.invalid_retries, help="new samples after invalid JSON")
-    p.add_argument("--budget-usd", type=float, default=None, help="stop sending once this much is spent")
-    p.add_argument("--price-per-1k-prompt", type=float, default=0.0, help="USD per 1,000 prompt tokens")
-    p.add_argument("--price-per-1k-completion", type=float, default=0.0, help="USD per 1,000 completion tokens")
     p.add_argument("--cache", default=None, help="SQLite API cache (default: <state>/api_cache.sqlite)")
     p.add_argument("--state", default=None, help="journal + cache folder of a resumable run (default: <out>.state)")
     p.add_argument("--eval-sets", nargs="*", default=[], metavar="DIR", help="evaluation shard folders to avoid")
-    p.add_argument("--retry-failed", action="store_true", help="on resume, retry clips journaled as failed")
+    p.add_argument("--eval-splits", nargs="+", default=None, metavar="SPLIT",
+                   help="only samples of these splits in --eval-sets are evaluation clips (e.g. val test, for a "
+                        "folder holding every split); default: all of them")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="on resume, ask again for clips journaled as failed (new samples, never the cached reply)")
+    p.add_argument("--min-success-rate", type=float, default=d.min_success_rate,
+                   help="exit with status 5 when fewer clips than this fraction got pairs (no pair at all: always)")
     p.add_argument("--paraphrase-threshold", type=float, default=f.paraphrase_threshold,
                    help="question content-word Jaccard at which two questions of a clip are paraphrases")
     p.add_argument("--near-duplicate-threshold", type=float, default=f.near_duplicate_threshold,
@@ -166,11 +183,31 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
     names = ("backend", "labels", "permute_labels", "pairs_min", "pairs_max", "seed", "base_url", "model",
              "api_key_env", "structured", "temperature", "max_tokens", "concurrency", "timeout_s", "max_retries",
              "retry_after_cap_s", "backoff_base_s", "backoff_max_s", "invalid_retries", "budget_usd", "price_per_1k_prompt",
-             "price_per_1k_completion", "cache", "state", "eval_sets", "retry_failed")
+             "price_per_1k_completion", "cache", "state", "eval_sets", "eval_splits", "retry_failed", "min_success_rate")
     return GenerateConfig(**{n: getattr(args, n) for n in names}, filters=filters)
 
 
+def check_usable(report: dict, min_success_rate: float, where: Path) -> None:
+    """Raise FaultExit(EXIT_NOTHING_USABLE) naming why, when no pair was made or too few clips got pairs."""
+    clips, pairs = report["clips"], report["pairs"]["total"]
+    eligible = clips["inputs"] - clips["leak_key"]
+    rate = clips["with_pairs"] / eligible if eligible else 0.0
+    if pairs and rate >= min_success_rate:
+        return
+    if clips["inputs"] and not eligible:
+        why = (f"every one of the {clips['inputs']} clips is in an evaluation set (--eval-sets); if that folder "
+               "also holds training clips, name the evaluation splits with --eval-splits (e.g. val test)")
+    else:
+        top = sorted((report.get("failures") or {}).items(), key=lambda kv: -kv[1])[:3]
+        reasons = ", ".join(f"{k} x{v}" for k, v in top) or "none failed; every pair was filtered"
+        what = "no QA pair was generated" if not pairs else (
+            f"only {clips['with_pairs']}/{eligible} clips got pairs ({rate:.1%} < --min-success-rate {min_success_rate:g})")
+        why = f"{what}; failures: {reasons}; see {where / FAILURES_NAME} (--retry-failed asks again)"
+    raise FaultExit(f"paralm data generate: nothing usable: {why}", EXIT_NOTHING_USABLE)
+
+
 def main(argv: list[str]) -> int:
+    refuse_secret_argv(argv, "paralm data generate")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -186,4 +223,8 @@ def main(argv: list[str]) -> int:
     if stop is not None:
         print(f"paralm data generate: {stop}", file=sys.stderr)
         return stop.exit_code
-    return EXIT_UNFINISHED if report["clips"].get("unfinished") else 0
+    if report["clips"].get("unfinished"):
+        return EXIT_UNFINISHED
+    out = Path(args.out)
+    check_usable(report, cfg.min_success_rate, out if (out / REPORT_NAME).exists() else Path(cfg.state or f"{out}.state"))
+    return 0

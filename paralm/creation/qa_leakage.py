@@ -61,12 +61,17 @@ class EvalSets:
         return cls(keys, texts, threshold, ngram)
 
     @classmethod
-    def from_dirs(cls, dirs: Iterable[str | Path], threshold: float = 0.8, ngram: int = 3) -> EvalSets:
-        """Load every sample's key and QA pairs from evaluation shard directories (with their index)."""
+    def from_dirs(cls, dirs: Iterable[str | Path], threshold: float = 0.8, ngram: int = 3,
+                  splits: Iterable[str] | None = None) -> EvalSets:
+        """Load every sample's key and QA pairs from evaluation shard directories (with their index).
+
+        With `splits`, only samples of those splits count (a corpus folder holding train, val and test)."""
         from paralm.data.index import ShardIndex
         from paralm.data.reader import iter_samples
 
-        metas = [meta for d in dirs for _, meta, _ in iter_samples(ShardIndex.load(d))]
+        keep = None if splits is None else set(splits)
+        metas = [meta for d in dirs for _, meta, _ in iter_samples(ShardIndex.load(d))
+                 if keep is None or meta.get("split") in keep]
         return cls.from_metas(metas, threshold, ngram)
 
     def leaks_key(self, inp: GenInput) -> bool:

@@ -14,6 +14,7 @@ table is printed by `paralm --help` (`exit_table()`) and docs/reliability.md:
 | 5       | EXIT_NOTHING_USABLE | nothing usable produced (no row judged, no QA pair generated, ...)          |
 | 6       | EXIT_BUDGET         | stopped at a budget (API cost); what was done is kept and resumable         |
 | 7       | EXIT_SKIP_RATE      | too many samples skipped (rate over its limit; the skip log names them)     |
+| 8       | EXIT_UNFINISHED     | the service failed (no connection, key refused); work kept, rerun resumes   |
 | 124     | EXIT_GRACE_EXPIRED  | preemption grace time ran out before the step boundary; no new checkpoint   |
 | 128 + N | preempted           | preempted by signal N (143 = SIGTERM, 138 = SIGUSR1): checkpoint written    |
 """
@@ -31,6 +32,7 @@ EXIT_NONFINITE_HALT = 4
 EXIT_NOTHING_USABLE = 5
 EXIT_BUDGET = 6
 EXIT_SKIP_RATE = 7
+EXIT_UNFINISHED = 8
 EXIT_GRACE_EXPIRED = 124
 
 
@@ -52,6 +54,7 @@ EXIT_TABLE: tuple[tuple[str, str], ...] = (
     ("5", "nothing usable produced (e.g. no row judged, no QA pair generated)"),
     ("6", "stopped at a budget (work done so far is kept; rerun resumes)"),
     ("7", "skip rate exceeded (too many unreadable samples; see the skip log)"),
+    ("8", "unfinished: the API service failed (no connection, key refused); work kept, rerun resumes"),
     ("124", "preemption grace time ran out before a checkpoint"),
     ("128+N", "preempted by signal N, checkpoint written (143 = SIGTERM, 138 = SIGUSR1)"),
 )
