@@ -6,7 +6,10 @@ datamodule's generation loader; rows are gathered on rank 0), writes predictions
 deterministic scorers (label accuracy / macro-F1 on DP questions, token F1), and, when a judge endpoint
 is configured, the LLM judge through the shared API client. Metrics go to the logger as `eval/...` and
 `judge/...`; with a W&B logger a table of (audio, question, reference, answer, rating, rationale) rows is
-logged too. With no judge endpoint configured the deterministic scorers still run and the callback says
+logged too, the first `audio_rows` rows with the clip itself (`wandb.Audio`) so it can be listened to.
+Results of one evaluation go to `<out_dir>/step<global step>`: during fit the trainer's step, under
+`paralm validate --ckpt_path X` the step X was saved at; a folder that already exists is never
+overwritten (the next free `step<N>-2`, `-3`, ... is used, and said). With no judge endpoint configured the deterministic scorers still run and the callback says
 that the LLM judge is off. It talks to the module only through `generate()` and the logger.
 """
 
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch.distributed as dist
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from paralm.eval.generation import flatten_metrics, generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
@@ -40,13 +44,15 @@ class JudgeEvalCallback(pl.Callback):
         concurrency: simultaneous judge requests.
         timeout_s: per-request timeout of judge calls.
         table_rows: at most this many rows in the W&B table.
+        audio_rows: the first this many table rows carry the clip as `wandb.Audio` (0: none; clips are
+            read again from the shards, so keep it small).
     """
 
     def __init__(self, every_n_validations: int = 1, split: str = "val", max_samples: int | None = None,
                  out_dir: str | None = None, at_fit_end: bool = True, judge_base_url: str | None = None,
                  judge_model: str = "judge", rubric: str = "reference_match",
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, timeout_s: float = 60.0,
-                 table_rows: int = 200) -> None:
+                 table_rows: int = 200, audio_rows: int = 16) -> None:
         self.every = max(1, int(every_n_validations))
         self.split = split
         self.max_samples = max_samples
@@ -59,6 +65,7 @@ class JudgeEvalCallback(pl.Callback):
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.table_rows = table_rows
+        self.audio_rows = max(0, int(audio_rows))
         self.validations = 0
         self.last_step: int | None = None
         self.history: list[dict] = []
@@ -93,8 +100,8 @@ class JudgeEvalCallback(pl.Callback):
         if not trainer.is_global_zero:
             return None
         rows.sort(key=lambda r: (r.key, r.extra.get("qa_index") or 0, r.question))
-        out = Path(self.out_dir or Path(trainer.default_root_dir) / "judge_eval") / f"step{trainer.global_step:07d}"
-        out.mkdir(parents=True, exist_ok=True)
+        step = evaluation_step(trainer)
+        out = fresh_folder(Path(self.out_dir or Path(trainer.default_root_dir) / "judge_eval"), f"step{step:07d}")
         write_predictions(out / "predictions.jsonl", rows)
         metrics = flatten_metrics("eval", score_predictions(rows))
         judged = None
@@ -105,8 +112,8 @@ class JudgeEvalCallback(pl.Callback):
             rank_zero_info("JudgeEvalCallback: LLM judge is off (no judge_base_url); deterministic scorers only")
         metrics["eval/n_items"] = float(len(rows))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        self.history.append({"step": trainer.global_step, **metrics})
-        self._log(trainer, metrics, rows, judged)
+        self.history.append({"step": step, "folder": str(out), **metrics})
+        self._log(trainer, step, metrics, rows, judged)
         return metrics
 
     def _judge(self, rows: list[PredictionRow], out: Path):
@@ -125,11 +132,12 @@ class JudgeEvalCallback(pl.Callback):
             client.close_cache()
         return summary, read_judged(out / "judged.jsonl")
 
-    def _log(self, trainer: pl.Trainer, metrics: dict, rows: list[PredictionRow], judged) -> None:
+    def _log(self, trainer: pl.Trainer, step: int, metrics: dict, rows: list[PredictionRow], judged) -> None:
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(metrics, step=step)
             if type(logger).__name__ == "WandbLogger":
-                columns, data = _table(rows, judged, self.table_rows)
+                clips = read_clips(trainer.datamodule, self.split, [r.key for r in rows[:self.audio_rows]])
+                columns, data = _table(rows, judged, self.table_rows, clips, self.audio_rows)
                 logger.log_table(key=f"judge_eval/{self.split}", columns=columns, data=data)
 
 
@@ -141,12 +149,60 @@ def _gather_rows(rows: list[PredictionRow], world_size: int) -> list[PredictionR
     return [PredictionRow.from_dict(d) for part in parts for d in part]
 
 
-def _table(rows: list[PredictionRow], judged, limit: int) -> tuple[list[str], list[list]]:
+def _table(rows: list[PredictionRow], judged, limit: int, clips: dict | None = None,
+           audio_rows: int = 0) -> tuple[list[str], list[list]]:
+    """Table rows; the first `audio_rows` carry their clip from `clips` (key -> `wandb.Audio`), the rest
+    None (never "")."""
     by_id = {j.item_id: j for j in judged or []}
     columns = ["key", "audio", "type", "question", "reference", "answer", "rating", "rationale"]
     data = []
-    for r in rows[:limit]:
+    for i, r in enumerate(rows[:limit]):
         j = by_id.get(r.item_id)
-        data.append([r.key, r.audio or "", r.type, r.question, r.reference, r.answer,
+        audio = (clips or {}).get(r.key) if i < audio_rows else None
+        data.append([r.key, audio, r.type, r.question, r.reference, r.answer,
                      getattr(j, "rating", None) if j else None, getattr(j, "rationale", "") if j else ""])
     return columns, data
+
+
+def read_clips(datamodule, split: str, keys: list[str]) -> dict:
+    """`wandb.Audio` per key, read from the split's shards; a clip that cannot be read is left out (said)."""
+    import wandb
+
+    from paralm.data.reader import SampleReader, SkipSample
+
+    wanted, clips = set(keys), {}
+    sources = datamodule.sources(split) if wanted and hasattr(datamodule, "sources") else []
+    for src in sources:
+        reader = SampleReader(src.root, require_transcript=False)
+        for row in src.rows:
+            if row.key not in wanted or row.key in clips:
+                continue
+            try:
+                sample = reader.read(row)
+            except (SkipSample, OSError) as err:
+                rank_zero_warn(f"JudgeEvalCallback: clip {row.key} not put into the table: {err}")
+                continue
+            clips[row.key] = wandb.Audio(sample.audio, sample_rate=sample.sample_rate, caption=row.key)
+    return clips
+
+
+def evaluation_step(trainer: pl.Trainer) -> int:
+    """The step an evaluation belongs to: the trainer's during fit, else the loaded checkpoint's."""
+    if trainer.state.fn == TrainerFn.FITTING or not trainer.ckpt_path:
+        return trainer.global_step
+    from paralm.checkpointing import checkpoint_step
+
+    return checkpoint_step(trainer.ckpt_path)
+
+
+def fresh_folder(parent: Path, name: str) -> Path:
+    """`parent/name`, or the first free `parent/name-2`, `-3`, ... when it exists (and say so)."""
+    folder, n = parent / name, 1
+    while folder.exists():
+        n += 1
+        folder = parent / f"{name}-{n}"
+    if n > 1:
+        rank_zero_warn(f"JudgeEvalCallback: {parent / name} exists (an earlier evaluation of this step); "
+                       f"writing {folder} instead of overwriting it")
+    folder.mkdir(parents=True)
+    return folder

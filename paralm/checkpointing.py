@@ -144,6 +144,22 @@ def verify(path: str | Path) -> None:
     verified_bytes(path)
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The global step a checkpoint was written at: from its marker (written with the file, so no need to
+    read gigabytes), else from the verified file itself."""
+    try:
+        step = json.loads(marker_path(path).read_text()).get("global_step")
+    except (OSError, ValueError, AttributeError):
+        step = None
+    if isinstance(step, int) and step >= 0:
+        return step
+    state = load_verified(path)
+    step = state.get("global_step") if isinstance(state, dict) else None
+    if not isinstance(step, int):
+        raise CheckpointError(f"checkpoint {path} records no global step")
+    return step
+
+
 def load_verified(path: str | Path, map_location: Any = "cpu") -> Any:
     """Verify, then load the verified bytes with weights_only=True (no code can run from the file)."""
     data = verified_bytes(path)

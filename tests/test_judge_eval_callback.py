@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import pytest
 from fake_openai_server import FakeOpenAIServer
 from trainkit import tiny_datamodule, tiny_module, tiny_shards
-from wandb_offline import history, run_file
+from wandb_offline import history, records, run_file
 
 from callbacks import JudgeEvalCallback
 
@@ -33,7 +33,7 @@ def test_callback_logs_judge_metrics_and_table_to_offline_wandb(tmp_path, monkey
     reply = json.dumps({"rationale": "close to the reference", "rating": 4})
     with FakeOpenAIServer(reply_fn=lambda body: reply) as server:
         cb = JudgeEvalCallback(every_n_validations=1, judge_base_url=server.base_url, judge_model="fake-judge",
-                               out_dir=str(tmp_path / "judge"), timeout_s=10)
+                               out_dir=str(tmp_path / "judge"), timeout_s=10, audio_rows=2)
         logger = WandbLogger(project="paralm-test", save_dir=str(tmp_path), offline=True)
         _fit(tmp_path, cb, logger)
         import wandb
@@ -52,6 +52,12 @@ def test_callback_logs_judge_metrics_and_table_to_offline_wandb(tmp_path, monkey
         json.loads(sorted(files.rglob("*.table.json"))[-1].read_text())
     assert table["columns"][:3] == ["key", "audio", "type"]
     assert len(table["data"]) == int(summary["eval/n_items"]) and all(r[6] == 4 for r in table["data"])
+    audio = [r[1] for r in table["data"]]  # the first audio_rows rows carry the clip, the rest None (never "")
+    assert audio[:2] == ["Audio", "Audio"] and set(audio[2:]) == {None}
+    tables = [[c for c in rec.artifact.manifest.contents if c.path.startswith("media/audio/")]
+              for rec in records(run) if rec.WhichOneof("record_type") == "artifact"]  # one per logged table
+    assert tables and all(len(wavs) == len({r[0] for r in table["data"][:2]}) for wavs in tables)
+    assert all(c.size > 1000 for wavs in tables for c in wavs)  # real clips, not empty files
     assert len(cb.history) >= 2  # after each validation and not again at fit end (same step)
 
 
