@@ -171,3 +171,23 @@ def test_budget_refusals_never_happen_without_a_budget():
         results = client.run_many([ask(f"q {i}") for i in range(3)])
     assert all(isinstance(r, ChatResult) for r in results) and not any(isinstance(r, ApiError) for r in results)
     assert client.usage.budget_refused == 0 and client.usage.usage_missing == 3
+
+
+def test_generate_stopped_at_its_budget_exits_6_and_a_rerun_finishes(tmp_path):
+    from test_creation_generate import clip_metas, scripted_reply, write_clips
+
+    src = write_clips(tmp_path / "src", clip_metas(3))
+    out = tmp_path / "out"
+    args = ("data", "generate", str(src), "--out", str(out), "--backend", "openai", "--model", "gen",
+            "--concurrency", "1", "--quiet")
+    with FakeOpenAIServer(reply_fn=scripted_reply, usage_fn=lambda body, counted: {"prompt_tokens": -5}) as server:
+        capped = run_cli(*args, "--base-url", server.base_url, "--budget-usd", "0.001",
+                         "--price-per-1k-prompt", "1")
+        assert len(server.chat_requests()) == 1, capped.stderr
+        assert not (out / "generate_report.json").exists()  # an unfinished run publishes nothing
+        rerun = run_cli(*args, "--base-url", server.base_url)
+        assert len(server.chat_requests()) == 3  # the finished clip is not asked again
+    assert capped.returncode == EXIT_BUDGET, capped.stderr
+    assert "2 request(s) not sent" in capped.stderr.splitlines()[-1]
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((out / "generate_report.json").read_text())["clips"]["written"] == 3
