@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import torch
 from bench_common import duration_mix, source, tiny_config, write_mix_shards
 
@@ -50,10 +51,22 @@ def saved_tensor_bytes(module, batch) -> int:
     return sum(storages.values())
 
 
+class SavedAtTrainEnd(pl.Callback):
+    """Measures `saved_tensor_bytes` at the end of fit, with the modes the fit itself left (no `.train()` here)."""
+
+    def __init__(self, batch_fn) -> None:
+        self.batch_fn = batch_fn
+        self.result: dict = {}
+
+    def on_train_end(self, trainer, module) -> None:
+        batch = self.batch_fn()
+        self.result = {"saved": saved_tensor_bytes(module, batch), "tokens": int(batch.attention_mask.sum()),
+                       "modules_training": sum(m.training for m in module.net.modules()),
+                       "modules": sum(1 for _ in module.net.modules())}
+
+
 def child(options: dict) -> dict:
     """One debug fit with `options`; returns peak RSS and saved-activation bytes."""
-    import lightning.pytorch as pl
-
     from paralm.data.datamodule import MixtureDataModule
     from paralm.lit_module import RuntimeConfig, SpeechLMModule
 
@@ -67,14 +80,15 @@ def child(options: dict) -> dict:
     dm = MixtureDataModule(train_sources=[source(Path(options["shards"]))], batch_size=8, num_workers=0,
                            samples_per_epoch=8 * options["steps"])
     dm.attach(module.tokenizer, module.audio_token_spec)
+    probe = SavedAtTrainEnd(lambda: max(dm.train_dataloader(), key=lambda b: b.input_ids.numel()))
     trainer = pl.Trainer(accelerator="cpu", max_steps=options["steps"], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[probe])
     trainer.fit(module, datamodule=dm)
-    batch = max(dm.train_dataloader(), key=lambda b: b.input_ids.numel())
-    module.net.train()
-    saved = saved_tensor_bytes(module, batch)
+    r = probe.result
     return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "saved_mb": saved / 2**20, "tokens": int(batch.attention_mask.sum())}
+            "saved_mb": r["saved"] / 2**20, "tokens": r["tokens"],
+            "modules_training": f"{r['modules_training']}/{r['modules']}"}
 
 
 def run(scale, workdir: Path, seed: int = 0) -> dict:

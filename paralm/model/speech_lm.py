@@ -29,6 +29,8 @@ from paralm.model.trainable import (
     apply_mode,
     count_params,
     has_trainable,
+    set_train_mode,
+    silence_frozen_noise,
 )
 
 COMPONENTS = ("encoder", "projector", "llm")
@@ -75,6 +77,7 @@ class SpeechLM(nn.Module):
             stack=cfg.projector.stack, placeholder_token_id=self.placeholder_id,
             placeholder_token=cfg.placeholder_token,
         )
+        self.silenced_noise = silence_frozen_noise(self)  # frozen bases stay deterministic in train mode
         self.train(False)
 
     @classmethod
@@ -201,12 +204,10 @@ class SpeechLM(nn.Module):
 
     # ---- training state ----
     def train(self, mode: bool = True) -> SpeechLM:
-        """Like nn.Module.train, but fully frozen components always stay in eval mode (no dropout)."""
-        super().train(mode)
-        for name in COMPONENTS:
-            component = getattr(self, name)
-            if not has_trainable(component):
-                component.train(False)
+        """Train mode only on the path to trained parameters (LoRA inside a frozen LLM included, so HF
+        gradient checkpointing runs); frozen parts, and dropout outside trained weights, stay in eval.
+        See paralm.model.trainable.set_train_mode."""
+        set_train_mode(self, mode)
         return self
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -7,8 +7,9 @@ calls its submodules directly and must keep its own class.
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from peft import LoraConfig, get_peft_model, inject_adapter_in_model
 from torch import nn
@@ -96,3 +97,57 @@ def count_params(module: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     params = list(module.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# ---- training mode: train only where something trains ------------------------------------------------
+# Why not nn.Module.train: LoRA sits inside a frozen base, and HF layers checkpoint activations only when
+# they are `.training`, so every module on the path to a trained parameter must train; but a frozen base
+# must not turn stochastic (its dropout, layer drop) because an adapter was put inside it.
+NOISE_ATTRIBUTE = re.compile(r"(dropout|layerdrop|drop_path)$")
+
+
+def all_trainable(module: nn.Module) -> bool:
+    params = list(module.parameters())
+    return bool(params) and all(p.requires_grad for p in params)
+
+
+def owns_trained_noise(module: nn.Module) -> bool:
+    """Whether dropout owned by `module` belongs to trained weights: the module trains fully, or it directly
+    holds a fully trained part (a peft LoRA layer holds lora_A / lora_B beside its lora_dropout)."""
+    return all_trainable(module) or any(all_trainable(child) for child in module.children())
+
+
+def noise_allowed(root: nn.Module) -> Iterator[tuple[nn.Module, bool, bool]]:
+    """(module, has parameters, may its dropout be on) for every module under `root`, parents first.
+    A module without parameters (nn.Dropout, activations) follows the nearest ancestor that has some."""
+
+    def visit(module: nn.Module, inherited: bool) -> Iterator[tuple[nn.Module, bool, bool]]:
+        has_params = next(module.parameters(), None) is not None
+        allowed = owns_trained_noise(module) if has_params else inherited
+        yield module, has_params, allowed
+        for child in module.children():
+            yield from visit(child, allowed)
+
+    yield from visit(root, False)
+
+
+def set_train_mode(root: nn.Module, mode: bool) -> None:
+    """mode False: everything in eval. mode True: a module with parameters trains iff one of them (at any
+    depth) trains; a parameter-free one (dropout) only inside trained weights (see `noise_allowed`)."""
+    for module, has_params, allowed in noise_allowed(root):
+        module.training = bool(mode) and (has_trainable(module) if has_params else allowed)
+
+
+def silence_frozen_noise(root: nn.Module) -> list[str]:
+    """Zero float dropout / layer-drop rates (HF layers read them with `training=self.training`) of modules
+    whose noise does not belong to trained weights; call once trainability is applied. Returns their names."""
+    names = {id(m): n for n, m in root.named_modules()}
+    silenced = []
+    for module, _, allowed in noise_allowed(root):
+        if allowed:
+            continue
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, float) and value > 0 and NOISE_ATTRIBUTE.search(attr):
+                setattr(module, attr, 0.0)
+                silenced.append(f"{names.get(id(module), '?')}.{attr}")
+    return silenced
