@@ -9,6 +9,7 @@ scheduler, loop and datamodule state.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import lightning.pytorch as pl
@@ -23,6 +24,9 @@ from paralm.model.llm import build_tokenizer
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
 from paralm.optim import OptimConfig, build_optimizer
 from paralm.perf.chunked_ce import chunked_token_losses
+
+# Frozen parts stay in eval during fit on purpose (see SpeechLM.train); Lightning warns about any such module.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 @dataclass
@@ -135,7 +139,7 @@ class SpeechLMModule(pl.LightningModule):
         self.net: SpeechLM | None = None
         self.strict_loading = False  # the trained subset is loaded strictly in on_load_checkpoint
         self.source_names: list[str] = []
-        self._source_losses: SourceLossAggregator | None = None
+        self.source_losses: dict[str, SourceLossAggregator] = {}  # stage -> its aggregator, made at first use
 
     # ---- model life cycle -------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -153,6 +157,7 @@ class SpeechLMModule(pl.LightningModule):
             self.net.llm.forward = torch.compile(self.net.llm.forward)
 
     def on_fit_start(self) -> None:
+        self.train()  # Lightning >= 2.2 keeps modes as found; SpeechLM.train sets them per trained parameter
         if self.global_rank == 0:
             print(self.net.trainable_report())
 
@@ -169,13 +174,14 @@ class SpeechLMModule(pl.LightningModule):
         sums, counts = sums * real, counts * real  # stand-in items (see MixtureDataModule) never count
         n_tokens = counts.sum().clamp(min=1)
         loss = sums.sum() / n_tokens
-        bs = len(batch)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        # evaluation: weighted by answer tokens, so the epoch value is the token mean (as loss_<source> is)
+        weight = len(batch) if stage == "train" else int(counts.sum())
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=weight, sync_dist=stage != "train")
         if stage == "train" and self._trainer is not None:  # eval ranks may run unequal batch counts: no collectives
             strategy = self.trainer.strategy
             loss = LOSS_NORMS[self.runtime.loss_norm](sums, counts, lambda t: strategy.reduce(t, reduce_op="sum"),
                                                       self.trainer.world_size)
-        self._accumulate_sources(batch.sources, sums.detach(), counts.detach())
+        self._accumulate_sources(stage, batch.sources, sums.detach(), counts.detach())
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -187,26 +193,27 @@ class SpeechLMModule(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    # ---- per-source losses (aggregated across ranks with a fixed shape, so an absent source never hangs) --
-    def _source_aggregator(self) -> SourceLossAggregator | None:
-        """Per-source loss sums, created at first use from the datamodule's names (the same on every rank).
-        A single process also registers names as they come; several ranks without names log none."""
-        if self._source_losses is None:
+    # ---- per-source losses: one aggregator per stage (a fixed-shape sum across ranks, paralm/data/source_metrics.py)
+    def _source_aggregator(self, stage: str) -> SourceLossAggregator | None:
+        """The stage's per-source sums, created at first use from the datamodule's names (the same on every
+        rank). A single process also registers names as they come; several ranks without names log none."""
+        if stage not in self.source_losses:
             single = self._trainer is None or self.trainer.world_size == 1
-            if single or self.source_names:
-                self._source_losses = SourceLossAggregator(self.source_names, grow=single)
-        return self._source_losses
+            if not (single or self.source_names):
+                return None
+            self.source_losses[stage] = SourceLossAggregator(self.source_names, grow=single).to(self.device)
+        return self.source_losses[stage]
 
-    def _accumulate_sources(self, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
-        aggregator = self._source_aggregator()
+    def _accumulate_sources(self, stage: str, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        aggregator = self._source_aggregator(stage)
         if aggregator is not None:
             aggregator.update(sources, sums, weights=counts)
 
     def _log_sources(self, stage: str) -> None:
-        aggregator = self._source_aggregator()  # ranks that saw no batch still join the all-reduce
+        aggregator = self._source_aggregator(stage)  # ranks that saw no batch still join the reduction
         if aggregator is None:
             return
-        for name, value in aggregator.compute(sync=self.trainer.world_size > 1).items():
+        for name, value in aggregator.compute().items():
             self.log(f"{stage}/loss_{name}", value, rank_zero_only=True, sync_dist=False)
         aggregator.reset()
 
@@ -222,7 +229,7 @@ class SpeechLMModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self.source_names = list(getattr(dm, "source_names", []) or [])
-        self._source_losses = None  # registered again from these names at the first step
+        self.source_losses = {}  # registered again from these names at the first step
         if getattr(dm, "feature_cache", None):  # frozen-encoder states: encoded once, before any loader exists
             from paralm.features_cache import fill_for_module
 

@@ -125,8 +125,9 @@ def test_several_ranks_without_datamodule_names_skip_per_source_losses_instead_o
 
     module = tiny_module()
     module._trainer = SimpleNamespace(world_size=2)  # a DDP run fed by plain loaders: no source names
-    module._accumulate_sources(["a"], torch.tensor([2.0]), torch.tensor([1]))
-    assert module._source_aggregator() is None
+    module._accumulate_sources("val", ["a"], torch.tensor([2.0]), torch.tensor([1]))
+    assert module._source_aggregator("val") is None
     module._trainer = SimpleNamespace(world_size=1)  # one process registers names as they come
-    module._accumulate_sources(["a", "b"], torch.tensor([2.0, 6.0]), torch.tensor([1, 3]))
-    assert module._source_aggregator().compute(sync=False) == {"a": 2.0, "b": 2.0}
+    module._accumulate_sources("val", ["a", "b"], torch.tensor([2.0, 6.0]), torch.tensor([1, 3]))
+    assert module._source_aggregator("val").compute() == {"a": 2.0, "b": 2.0}
+    assert module._source_aggregator("train").compute() == {}  # another stage's aggregator saw nothing
