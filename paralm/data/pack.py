@@ -22,6 +22,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from paralm.data.foreign.pack_foreign import add_arguments as add_foreign_arguments
+from paralm.data.foreign.pack_foreign import check_inputs, main_foreign
 from paralm.data.index import ShardIndex
 from paralm.data.manifest import ManifestError, RowProblem, read_manifest, row_problem
 from paralm.data.reader import SkipSample
@@ -272,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="paralm data pack", description="Pack audio + manifest into tar shards with an index."
     )
-    p.add_argument("--manifest", required=True, help="manifest .jsonl or .csv (see paralm/data/manifest.py)")
+    p.add_argument("--manifest", default=None, help="manifest .jsonl or .csv (see paralm/data/manifest.py)")
     p.add_argument(
-        "--audio-root", required=True, help="directory the manifest's `audio` paths are relative to"
+        "--audio-root", default=None, help="directory the manifest's `audio` paths are relative to"
     )
+    add_foreign_arguments(p)  # --from-hf, --from-lhotse, --map (paralm/data/foreign/pack_foreign.py)
     p.add_argument("--out", required=True, help="output directory for shards and index.json")
     p.add_argument(
         "--format",
@@ -318,7 +321,11 @@ def count_entries(path: str | os.PathLike) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_inputs(parser, args)
+    if args.from_hf or args.from_lhotse:
+        return main_foreign(args)
     defaults = {k: v for k, v in (("corpus", args.corpus), ("split", args.split)) if v is not None}
     try:
         report = pack(
