@@ -306,4 +306,4 @@ def main(argv: list[str]) -> int:
     windows = WindowPlan(args.window, args.context) if args.windows else None
     return run_cli("paralm data annotate", lambda: annotate(
         args.src, args.out, args.annotator, device=args.device, plan=plan, batch_size=args.batch_size,
-        shard_bytes=int(args.shard_mb * 2**20), windows=windows))
+        shard_bytes=args.shard_bytes, windows=windows))

@@ -114,7 +114,7 @@ def condense(src: str | Path, out: str | Path, cfg: CondenseConfig, *, batch_siz
         kept.setdefault(w.parent, []).append(w)
     record = {"version": VERSION, **asdict(cfg)}
     run_stage(src, out, "condense", make_transform(kept, cfg), record=record, sample_rate=None,
-              batch_size=batch_size, shard_bytes=shard_bytes, quiet=True)
+              batch_size=batch_size, shard_bytes=shard_bytes, quiet=True, show_progress=not quiet)
     rep = report_dict(res, cfg, len(metas))
     (Path(out) / "condense_report.json").write_text(json.dumps(rep, indent=2) + "\n")
     if not quiet:
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        condense(args.src, args.out, cfg, batch_size=args.batch_size, shard_bytes=int(args.shard_mb * 2**20))
+        condense(args.src, args.out, cfg, batch_size=args.batch_size, shard_bytes=args.shard_bytes)
     except (FileExistsError, FileNotFoundError) as err:
         print(f"paralm data condense: {err}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ produced the fields that stage wrote (model, version, parameters); rerunning the
 output updates that dict key by key, so e.g. two `annotate` runs with different annotators keep both
 records. Each run ends with a `StageReport` (counts of samples read and written, the transform's own
 counters, and unreadable inputs by skip reason), printed and saved as `out/stage_<name>.json`
-(skipped keys in `out/stage_<name>_skipped.jsonl`).
+(skipped keys in `out/stage_<name>_skipped.jsonl`). While it runs, samples read / total, the rate and the
+time left go to stderr (paralm.progress: a bar on a terminal, a line every 30 s in a job log).
 
 Writing a new stage:
 
@@ -21,7 +22,7 @@ Writing a new stage:
         args = add_stage_args(argparse.ArgumentParser(prog="paralm data mystage")).parse_args(argv)
         return run_cli("paralm data mystage", lambda: run_stage(
             args.src, args.out, "mystage", transform, record={"model": ..., "version": ...},
-            sample_rate=16000, batch_size=args.batch_size, shard_bytes=int(args.shard_mb * 2**20)))
+            sample_rate=16000, batch_size=args.batch_size, shard_bytes=args.shard_bytes))
 
 `sample_rate=None` skips decoding (text-only stages); then `s.audio` is None. A transform that cuts
 new samples from one (windows) uses `s.derive(key, meta, audio, rate)`, which encodes the audio and
@@ -44,10 +45,12 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from paralm.cli_flags import add_shard_size
 from paralm.data.index import ShardIndex
 from paralm.data.reader import DecodeOptions, SkipSample, decode_audio, iter_samples
 from paralm.data.shards import DEFAULT_SHARD_BYTES, write_shards
 from paralm.data.skips import SkipCounter
+from paralm.progress import progress
 
 __all__ = [
     "StageReport",
@@ -155,8 +158,7 @@ def add_stage_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("src", help="input shard directory (read only; never modified)")
     parser.add_argument("--out", required=True, help="output shard directory (must be new or empty)")
     parser.add_argument("--batch-size", type=int, default=16, help="samples per transform call")
-    parser.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20,
-                        help="start a new output shard once one reaches this many MiB")
+    add_shard_size(parser, DEFAULT_SHARD_BYTES)  # --shard-size SIZE; old --shard-mb MiB kept hidden
     return parser
 
 
@@ -183,14 +185,15 @@ def _check_dirs(src: Path, out: Path) -> None:
         raise FileExistsError(f"--out {out} exists and is not empty; choose a new directory")
 
 
-def read_samples(src: str | Path, sample_rate: int | None, skips: SkipCounter) -> Iterator[StageSample]:
+def read_samples(src: str | Path, sample_rate: int | None, skips: SkipCounter,
+                 index: ShardIndex | None = None) -> Iterator[StageSample]:
     """Every readable sample of the shard set `src`, in index order; unreadable ones are counted in `skips`.
 
     With `sample_rate`, audio is decoded to float32 mono at that rate (corrupt or non-finite audio is
     a counted skip); without, `audio` stays None. Transcripts may be empty (stages may fill them).
     """
     opts = DecodeOptions(sample_rate=sample_rate or 16000, require_transcript=False)
-    for row, meta, data in iter_samples(ShardIndex.load(src), skips):
+    for row, meta, data in iter_samples(index or ShardIndex.load(src), skips):
         sample = StageSample(row.key, meta, data, row.audio_member.split(".", 1)[1])
         if sample_rate is not None:
             try:
@@ -216,7 +219,7 @@ def _batches(samples: Iterable[StageSample], size: int) -> Iterator[list[StageSa
 
 def run_stage(src: str | Path, out: str | Path, stage: str, transform: Transform, *, record: dict[str, Any],
               sample_rate: int | None = 16000, batch_size: int = 16, shard_bytes: int = DEFAULT_SHARD_BYTES,
-              quiet: bool = False) -> StageReport:
+              quiet: bool = False, show_progress: bool | None = None) -> StageReport:
     """Read `src`, apply `transform` batch by batch, write the outputs to a new shard set in `out`.
 
     Args:
@@ -229,6 +232,7 @@ def run_stage(src: str | Path, out: str | Path, stage: str, transform: Transform
         batch_size: samples per transform call.
         shard_bytes: start a new output shard once one reaches this size.
         quiet: don't print the summary.
+        show_progress: progress lines on stderr (default: unless `quiet`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -238,8 +242,12 @@ def run_stage(src: str | Path, out: str | Path, stage: str, transform: Transform
     report.counts["read"] = 0
     report.counts["written"] = 0
 
+    index = ShardIndex.load(src)
+    shown = not quiet if show_progress is None else show_progress
+
     def stamped() -> Iterator[StageSample]:
-        for sample in read_samples(src, sample_rate, report.skips):
+        samples = read_samples(src, sample_rate, report.skips, index)
+        for sample in progress(samples, total=len(index.samples), desc=stage, disable=not shown):
             report.counts["read"] += 1
             stamp_provenance(sample.meta, stage, record)
             yield sample

@@ -157,4 +157,4 @@ def main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
     cfg = AsrConfig(a.model, a.words, a.language, a.max_new_tokens, a.num_beams, device=a.device)
     return run_cli("paralm data transcribe", lambda: transcribe(a.src, a.out, cfg, batch_size=a.batch_size,
-                                                                shard_bytes=int(a.shard_mb * 2**20)))
+                                                                shard_bytes=a.shard_bytes))

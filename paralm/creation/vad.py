@@ -174,4 +174,4 @@ def main(argv: list[str]) -> int:
     cfg = VadConfig(a.threshold, a.min_speech_ms, a.min_silence_ms, a.speech_pad_ms, a.max_segment_s, a.split,
                     a.min_window_s)
     return run_cli("paralm data vad", lambda: vad(a.src, a.out, cfg, batch_size=a.batch_size,
-                                                  shard_bytes=int(a.shard_mb * 2**20)))
+                                                  shard_bytes=a.shard_bytes))

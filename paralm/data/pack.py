@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from paralm.cli_flags import add_shard_size
 from paralm.data.foreign.pack_foreign import add_arguments as add_foreign_arguments
 from paralm.data.foreign.pack_foreign import check_inputs, main_foreign
 from paralm.data.index import ShardIndex
@@ -287,9 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio codec in the shards: flac (lossless, default), wav (16-bit PCM: about twice "
         "the bytes, a quarter of the decoding time; for corpora read many times), ogg/opus (lossy)",
     )
-    p.add_argument(
-        "--shard-bytes", type=parse_bytes, default=DEFAULT_SHARD_BYTES, help="target shard size (e.g. 256M)"
-    )
+    add_shard_size(p, DEFAULT_SHARD_BYTES)  # --shard-size (old spelling --shard-bytes: hidden alias)
     p.add_argument("--prefix", default="shard", help="shard file prefix: PREFIX-000000.tar")
     p.add_argument(
         "--sample-rate", type=sample_rate_arg, default=None,
