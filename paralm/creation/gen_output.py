@@ -93,7 +93,6 @@ def write_output(src: Path, out: Path, records: dict[str, dict], failures: list[
     """Shards + index + failures + report into a temporary folder, then renamed to `out`."""
     from paralm.data.shards import write_shards
     from paralm.data.skips import SkipCounter
-
     from paralm.data.staging import new_staging, publish
 
     tmp = new_staging(out)  # the one staging helper every shard-writing stage uses

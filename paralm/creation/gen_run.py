@@ -17,8 +17,8 @@ from paralm.creation.gen_inputs import GenInput
 from paralm.creation.gen_journal import Journal
 from paralm.creation.qa_filters import filter_pairs
 from paralm.creation.qa_leakage import EvalSets
-from paralm.progress import progress_bar
 from paralm.eval.labels import infer_asks
+from paralm.progress import progress_bar
 
 ORIGINS = {"openai": "llm", "template": "template"}
 
