@@ -130,3 +130,21 @@ def test_an_index_outside_the_shard_folder_is_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     proc = paralm("data", "index", str(tmp_path / "a"), "--out", str(tmp_path / "elsewhere"))
     assert proc.returncode == 2 and "not inside --out" in proc.stderr
+
+
+def test_a_cut_shard_and_a_repeated_key_are_counted_and_the_rest_indexed(tmp_path):
+    from paralm.data.foreign.index_shards import index_shards
+
+    items = clips(4, seed=13)
+    good = write_wds(tmp_path / "set" / "a", [{"__key__": c.key, "wav": c.wav, "json": json.dumps(
+        schema_meta(c)).encode()} for c in items[:2]], maxcount=10)[0]
+    repeat = write_with_tar(tmp_path / "set" / "b" / "b.tar", [
+        (f"{items[0].key}.json", json.dumps(schema_meta(items[0])).encode()), (f"{items[0].key}.wav", items[0].wav),
+        (f"{items[2].key}.json", json.dumps(schema_meta(items[2])).encode()), (f"{items[2].key}.wav", items[2].wav),
+        (f"{items[3].key}.json", json.dumps(schema_meta(items[3])).encode()), (f"{items[3].key}.wav", items[3].wav)])
+    whole = repeat.read_bytes()
+    repeat.write_bytes(whole[: len(whole) - 2048 - len(items[3].wav) // 2])  # cut inside the last clip's audio
+    report = index_shards([good, repeat], tmp_path / "set")
+    assert sorted(r.key for r in report.index.samples) == sorted(c.key for c in items[:3])
+    assert report.skips.nonzero() == {"duplicate_key": 1, "truncated_shard": 1}
+    assert [r.key for r in report.index.pack_skipped] == [items[0].key, items[3].key]

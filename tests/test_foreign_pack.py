@@ -57,6 +57,21 @@ def test_saved_hf_dataset_packs_to_the_same_samples_with_labels_mapped_by_name(r
     _assert_same(_read_all(tmp_path / "out"), packed)
 
 
+def test_a_local_parquet_folder_packs_like_a_saved_dataset(reference, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="optional extra paralm[hf] (datasets) not installed")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))  # load_dataset converts into its cache
+    items, packed = reference
+    ds = datasets.Dataset.from_dict({"audio": [{"bytes": c.wav, "path": f"{c.key}.wav"} for c in items],
+                                     "emotion": [c.emotion for c in items], "text": [c.transcript for c in items]})
+    (tmp_path / "pq").mkdir()
+    ds.cast_column("audio", datasets.Audio(decode=False)).to_parquet(str(tmp_path / "pq" / "train.parquet"))
+    fmap = tmp_path / "map.yaml"
+    fmap.write_text("fields: {transcript: text, labels.gold.emotion: emotion}\ncorpus: mine\n")
+    proc = paralm("data", "pack", "--from-hf", str(tmp_path / "pq"), "--map", str(fmap), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    _assert_same(_read_all(tmp_path / "out"), packed)  # split "train" from the data file's name
+
+
 def test_lhotse_cuts_pack_to_the_same_samples(reference, tmp_path):
     lhotse = pytest.importorskip("lhotse", reason="optional extra paralm[lhotse] not installed")
     items, packed = reference
