@@ -23,6 +23,12 @@ def test_values_rename_by_position_or_name_and_numbers_are_converted():
     assert named.apply({"emo": "Sad"})["labels"]["gold"]["emotion"] == "sad"  # schema names, any case
 
 
+def test_mapping_over_a_json_member_leaves_the_member_unchanged():
+    base = {"key": "k", "labels": {"gold": {"emotion": "sad"}}}
+    meta = parse_map({"fields": {"labels.gold.emotion": "cls"}}).apply({"cls": "angry", "json": base}, base)
+    assert meta["labels"]["gold"]["emotion"] == "angry" and base["labels"]["gold"]["emotion"] == "sad"
+
+
 @pytest.mark.parametrize("rule, record, name, split", [
     ("train", {}, "x.tar", "train"),
     ({"field": "json.part"}, {"json": {"part": "val"}}, "x.tar", "val"),

@@ -24,6 +24,7 @@ holds an object it is also the starting metadata, so shards already in paralm's 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class FieldMap:
         `name` is the input's name (shard file, dataset split) that a split `pattern` is matched against.
         Values are copied as found; validation is the schema's job, so a bad value becomes a counted skip.
         """
-        meta = dict(base or {})
+        meta = copy.deepcopy(base or {})  # the caller compares base and result to see whether anything changed
         for target, source in self.fields.items():
             value = lookup(record, source)
             if value is None or (isinstance(value, str) and not value.strip()):
