@@ -120,6 +120,7 @@ def test_shards_without_usable_samples_exit_nothing_usable(tmp_path):
     items = clips(2, seed=9)
     write_wds(tmp_path / "raw", [{"__key__": c.key, "wav": c.wav, "cls": b"1"} for c in items])
     proc = paralm("data", "index", str(tmp_path / "raw"), "--out", str(tmp_path / "raw"))
+    assert not (tmp_path / "raw" / "index.json").exists() and (tmp_path / "raw" / "pack_skipped.jsonl").is_file()
     assert proc.returncode == 5 and "no usable sample" in proc.stderr and "schema=2" in proc.stderr.replace("'", "").replace(": ", "=")
 
 

@@ -185,7 +185,7 @@ class _Sidecars:
 
 def _index_shard(path: Path, out: Path, fmap: FieldMap, sidecars: _Sidecars, seen: set[str], skips: SkipCounter):
     """Rows of one shard (audio where it is; metadata in the shard or the sidecar) and its ShardRow."""
-    rel = Path(os.path.relpath(path, out)).as_posix()
+    rel = Path(os.path.relpath(path, out.resolve())).as_posix()
     rows = []
     with open(path, "rb") as f:
         for item in iter_groups(f, rel):
@@ -238,7 +238,7 @@ def index_shards(paths: list[Path], out: str | os.PathLike, fmap: FieldMap | Non
     skips, seen, sidecars = SkipCounter(), set(), _Sidecars()
     index = ShardIndex(root=out)
     try:
-        for path in progress(paths, total=len(paths), desc="index shards"):
+        for path in progress(paths, total=len(paths), desc="index shards", unit="shards"):
             rows, shard_row = _index_shard(path, out, fmap.with_defaults(corpus=path.parent.name), sidecars,
                                            seen, skips)
             index.samples.extend(rows)
@@ -246,9 +246,12 @@ def index_shards(paths: list[Path], out: str | os.PathLike, fmap: FieldMap | Non
     except BaseException:
         sidecars.abort()
         raise
+    skips.write_skipped(out / SKIPPED_NAME)
+    if not index.samples:  # nothing usable: no index that would look like an (empty) shard set
+        sidecars.abort()
+        return IndexReport(out, index, 0, skips)
     sidecars.close({p.parent for p in paths})
     index.pack_skipped = list(skips.records)
-    skips.write_skipped(out / SKIPPED_NAME)
     index.save()
     return IndexReport(out, index, sidecars.count, skips)
 
