@@ -26,6 +26,7 @@ def foreign_sets(tmp_path_factory):
     samples = [{"__key__": c.key, "wav": c.wav, "json": json.dumps(schema_meta(c)).encode()} for c in items[:4]]
     broken = {"key": "broken1", "transcript": "x", "corpus": "mine", "split": "train"}
     samples.insert(2, {"__key__": "broken1", "wav": b"RIFF" + b"\x01" * 60, "json": json.dumps(broken).encode()})
+    samples.append({"__key__": "nan1", "wav": items[0].wav, "json": b'{"key": "nan1", "transcript": NaN}'})
     write_wds(tmp / "wds", samples)
     members = []
     for c in items[4:]:
@@ -42,12 +43,12 @@ def test_writer_and_tar_shards_index_verify_clean_and_count_the_corrupt_clip(for
     assert proc.returncode == 0, proc.stderr
     assert "indexed 7 samples" in proc.stdout and "corrupt_audio" in proc.stdout
     skipped = [json.loads(line) for line in (out / "pack_skipped.jsonl").read_text().splitlines()]
-    assert [(s["key"], s["reason"]) for s in skipped] == [("broken1", "corrupt_audio")]
+    assert [(s["key"], s["reason"]) for s in skipped] == [("broken1", "corrupt_audio"), ("nan1", "bad_json")]
     verify = paralm("data", "inspect", str(out), "--verify", "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = json.loads(verify.stdout)
     assert report["verify"]["delivered"] == 7 and report["verify"]["sha256_problems"] == []
-    assert report["pack_skipped"] == {"corrupt_audio": 1}
+    assert report["pack_skipped"] == {"corrupt_audio": 1, "bad_json": 1}
     got = _read_all(out)
     assert sorted(got) == sorted(c.key for c in items)
     first = got[items[0].key]

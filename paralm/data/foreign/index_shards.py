@@ -35,7 +35,7 @@ from paralm.data.foreign.field_map import FieldMap, MapError, load_map
 from paralm.data.foreign.tar_groups import MemberGroup, iter_groups
 from paralm.data.index import INDEX_NAME, IndexRow, ShardIndex, ShardRow
 from paralm.data.reader import DecodeOptions, SkipSample, check_member_name, decode_audio
-from paralm.data.schema import SchemaError, validate_sample
+from paralm.data.schema import SchemaError, loads_strict, validate_sample
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.staging import is_leftover, leftovers
 from paralm.data.tario import TarWriter, sha256_file
@@ -89,9 +89,9 @@ def group_record(group: MemberGroup) -> tuple[dict, dict | None]:
     base = None
     for ext, member in group.members.items():
         if ext == "json":
-            try:
-                record["json"] = json.loads(member.data.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            try:  # strictly, as the reader will: NaN, Infinity, lone surrogates are bad_json here too
+                record["json"] = loads_strict(member.data)
+            except ValueError as exc:  # JSONDecodeError and StrictJSONError
                 raise SkipSample("bad_json", f"{member.name}: {exc}") from exc
             base = record["json"] if isinstance(record["json"], dict) else None
             continue
