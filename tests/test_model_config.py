@@ -87,7 +87,7 @@ def test_audio_token_spec_for_reads_config_files_only(tmp_path):
     cfg = SpeechLMConfig(
         encoder=EncoderConfig(path=str(tmp_path / "whisper"), chunk_seconds=20.0),
         projector=ProjectorConfig(stack=15),
-        llm=LLMConfig(path=str(tmp_path / "absent-llm"), tokenizer=str(tmp_path / "tok")),
+        llm=LLMConfig(path=str(tmp_path / "absent-llm"), tokenizer=str(tmp_path / "tok"), allow_foreign_tokenizer=True),
     )
     spec = audio_token_spec_for(cfg)
     assert spec.features.n_mels == 128 and spec.chunk_frames == 2000 and spec.stack == 15

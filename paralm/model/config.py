@@ -120,6 +120,13 @@ class LLMConfig:
         lora: adapter settings used when trainable is "lora".
         attn_implementation: attention kernel passed to transformers (sdpa | eager | flash_attention_2).
         chat_template: Jinja chat template overriding the tokenizer's own.
+        gguf_file: name of a .gguf file inside `path` to load model and tokenizer from (dequantized to fp32,
+            about 25 s for 135M parameters; `paralm model convert --gguf` writes a folder that loads in seconds).
+        allow_foreign_tokenizer: accept a `tokenizer` that is not the LLM's own (another folder or a builtin)
+            or whose vocabulary does not match the model's embedding table; refused otherwise, because the
+            model would read the ids as different words.
+        system_line: the chat template's default system line: None keeps it, "" removes it, any other text
+            replaces it (a data prompt's `system:` still wins for the prompts it builds).
     """
 
     path: str | None = None
@@ -129,10 +136,15 @@ class LLMConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     attn_implementation: str = "sdpa"
     chat_template: str | None = None
+    gguf_file: str | None = None
+    allow_foreign_tokenizer: bool = False
+    system_line: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("llm.trainable", self.trainable, TRAINABLE_CHOICES)
         check_one_source("llm", self.path, self.config)
+        if self.gguf_file is not None and self.path is None:
+            raise ValueError("llm.gguf_file names a file inside llm.path; set llm.path to its folder")
         if self.tokenizer is None and self.path is None:
             raise ValueError("llm.tokenizer is required when the LLM comes from `config` (no folder to read it from)")
         if isinstance(self.lora, dict):

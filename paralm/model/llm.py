@@ -4,10 +4,16 @@
 placeholder id before any weights are loaded. `load_llm` then sizes the embedding table to that
 tokenizer: the placeholder row (and any other added row) is initialised to the mean of the existing
 rows, deterministically, so a model rebuilt from the same folder has the same logits.
+
+A tokenizer that is not the LLM's own is refused (`TokenizerMismatch`, exit 2) unless the config says
+`allow_foreign_tokenizer: true`: a forgotten `tokenizer:` line in an overlay would otherwise feed a real
+model ids it reads as other words. `gguf_file` loads both from a GGUF file; `system_line` keeps,
+replaces or removes the chat template's default system line.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,14 +26,58 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from paralm.fault.exits import UserError
+from paralm.model import gguf
 from paralm.model.builders import BUILTIN_TOKENIZERS
 from paralm.model.config import LLMConfig
+from paralm.model.system_line import apply_system_line
 from paralm.model.weights import require_folder
 
 BUILTIN_PREFIX = "builtin:"
+# Embedding tables may be padded past the tokenizer (Qwen2: 290 rows) but never by more than this.
+VOCAB_PADDING_SLACK = 1024
+
+
+class TokenizerMismatch(UserError):
+    """The tokenizer is not the LLM's own: the model would read its ids as other words (exit 2)."""
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def model_vocab_size(cfg: LLMConfig) -> int | None:
+    """Rows of the LLM's embedding table from its config.json (None for GGUF or random-init models)."""
+    if cfg.path is None or cfg.gguf_file is not None:
+        return None
+    folder = require_folder(cfg.path, "llm")
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    return int(config.get_text_config().vocab_size)
+
+
+def check_tokenizer(cfg: LLMConfig, tok: PreTrainedTokenizerFast) -> None:
+    """Refuse a tokenizer that is not the LLM's own, unless `llm.allow_foreign_tokenizer` says so.
+
+    Foreign = `llm.tokenizer` names another folder or a builtin while the weights come from `llm.path`,
+    or the vocabulary does not fit the embedding table (more ids than rows, or far fewer).
+    """
+    if cfg.path is None or cfg.allow_foreign_tokenizer:
+        return
+    fix = "or set llm.allow_foreign_tokenizer: true if that is really meant"
+    if cfg.tokenizer is not None and not _same_folder(cfg.tokenizer, cfg.path):
+        raise TokenizerMismatch(
+            f"llm.tokenizer={cfg.tokenizer!r} is not the tokenizer of llm.path={cfg.path!r}: the model would read "
+            f"its ids as other words; set llm.tokenizer: null to use the LLM's own tokenizer, {fix}")
+    rows = model_vocab_size(cfg)
+    if rows is not None and not len(tok) <= rows <= len(tok) + VOCAB_PADDING_SLACK:
+        raise TokenizerMismatch(
+            f"the tokenizer of {cfg.path} has {len(tok)} tokens but the model's embedding table has {rows} rows; "
+            f"they must belong together, {fix}")
 
 
 def _base_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerFast:
+    if cfg.gguf_file is not None and cfg.tokenizer is None:
+        return gguf.load_gguf_tokenizer(require_folder(cfg.path, "llm"), cfg.gguf_file)
     source = cfg.tokenizer if cfg.tokenizer is not None else cfg.path
     if source.startswith(BUILTIN_PREFIX):
         name = source[len(BUILTIN_PREFIX):]
@@ -45,8 +95,10 @@ def _base_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerFast:
 def build_tokenizer(cfg: LLMConfig, placeholder: str) -> PreTrainedTokenizerFast:
     """Tokenizer with the audio placeholder as one special token and a pad token; reads no weights."""
     tok = _base_tokenizer(cfg)
+    check_tokenizer(cfg, tok)
     if cfg.chat_template is not None:
         tok.chat_template = cfg.chat_template
+    apply_system_line(tok, cfg.system_line)
     if placeholder not in tok.get_vocab():
         tok.add_tokens([AddedToken(placeholder, special=True, normalized=False)], special_tokens=True)
     if tok.pad_token is None:
@@ -87,7 +139,9 @@ def fit_embeddings(model: PreTrainedModel, tok: PreTrainedTokenizerFast) -> None
 
 def load_llm(cfg: LLMConfig, tok: PreTrainedTokenizerFast) -> PreTrainedModel:
     """Causal LM in fp32 from a local folder (never downloads) or random init from `cfg.config`."""
-    if cfg.path is not None:
+    if cfg.gguf_file is not None:
+        model = gguf.load_gguf_model(require_folder(cfg.path, "llm"), cfg.gguf_file, cfg.attn_implementation)
+    elif cfg.path is not None:
         folder = require_folder(cfg.path, "llm")
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), local_files_only=True, dtype=torch.float32, attn_implementation=cfg.attn_implementation
