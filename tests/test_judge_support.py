@@ -69,9 +69,10 @@ def scripted_judge(body: dict) -> str:
 
 
 def judge_args(pred: Path, out: Path, server: FakeOpenAIServer, *extra: str) -> list[str]:
-    """`paralm judge` flags for a fast run against the fake server."""
+    """`paralm judge` flags for a fast run against the fake server; no re-asks of unreadable replies
+    unless `extra` asks for them (these tests count requests; test_real_judge_reask covers re-asks)."""
     return ["--predictions", str(pred), "--out", str(out), "--base-url", server.base_url, "--model", "judge-a",
-            "--timeout", "5", "--backoff-base", "0.01", "--backoff-max", "0.05", *extra]
+            "--timeout", "5", "--backoff-base", "0.01", "--backoff-max", "0.05", "--invalid-retries", "0", *extra]
 
 
 def read_json(path: Path) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from paralm.api.client import ApiError, ChatClient, ChatRequest, ClientConfig
+from paralm.api.reask import with_format_reminder
 from paralm.creation.gen_config import GenerateConfig
 from paralm.creation.gen_inputs import GenInput, describe_labels
 from paralm.creation.qa_parse import InvalidGeneration, parse_pairs
@@ -24,6 +25,7 @@ from paralm.creation.qa_template import TEMPLATE_VERSION, TemplateError, templat
 
 # Failures that say something about the run (server down, key refused, money spent), not about the clip:
 # they are not journaled, so the next run tries those clips again.
+REASK_EXAMPLE = '{"pairs": [{"type": "C", "question": "...", "answer": "..."}, ...]}'
 RUN_LEVEL_FAILURES = frozenset({"budget_exceeded", "auth", "connection"})
 
 
@@ -108,6 +110,7 @@ class OpenAIBackend:
         n = pairs_wanted(self.cfg, inp.key)
         speech = "\n".join(inp.timed_lines) if inp.timed_lines else inp.transcript
         messages = build_messages(speech, describe_labels(inp.labels, inp.label_span), n, timed=bool(inp.timed_lines))
+        messages = with_format_reminder(messages, REASK_EXAMPLE, attempt)  # re-asks: the judge's stricter reminder
         return ChatRequest(messages=messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
                            response_format=response_format() if self.cfg.structured else None,
                            seed=self.cfg.seed + attempt, sample_index=attempt, tag=inp.key,

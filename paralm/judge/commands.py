@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed sent to the judge; also the CI seed")
     p.add_argument("--sample-index", type=int, default=0, help="repeated-judgement index (new index: ask again)")
     p.add_argument("--no-json-mode", action="store_true", help="do not send response_format json_object")
+    p.add_argument("--invalid-retries", type=int, default=2,
+                   help="ask again (stricter format reminder, new sample index) after a reply without a usable rating")
     p.add_argument("--max-field-length", type=int, default=DEFAULT_MAX_FIELD_CHARS,
                    help="characters of each field (question, reference, answer) sent to the judge; longer text "
                         "is cut and the cut recorded on the row (0: send whole)")
@@ -113,7 +115,7 @@ def run_judge(args: argparse.Namespace) -> dict:
     rows = read_predictions(args.predictions)
     settings = JudgeSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
                              sample_index=args.sample_index, json_mode=not args.no_json_mode,
-                             max_field_chars=args.max_field_length or None)
+                             max_field_chars=args.max_field_length or None, invalid_retries=args.invalid_retries)
     client = ChatClient(client_config(args, out))
     try:
         return judge_to_dir(rows, Judge(client, get_rubric(args.rubric), settings), out, seed=args.seed,

@@ -1,6 +1,8 @@
 """The LLM judge: one request per prediction through the shared API client, one verdict per row.
 
-Every row ends judged or unjudged-with-a-reason, never scored 0 by default. Rows are written to an
+Every row ends judged or unjudged-with-a-reason, never scored 0 by default. A reply without a usable
+rating is asked again (bounded by `invalid_retries`, with a stricter format reminder and a new sample
+index), and every re-ask is counted on the row and in the summary. Rows are written to an
 append log as each finishes (crash safe), and the client's cache makes a rerun after a crash send
 nothing for rows that finished: the cache key holds the judge model, the messages (rubric + item),
 the sampling settings and `input_hash` (rubric hash + judged fields), so changing any of them asks
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paralm.api.client import ApiError, ChatClient, ChatRequest, ChatResult
+from paralm.api.reask import with_format_reminder
 from paralm.eval.jsonl import JsonlAppender
 from paralm.eval.predictions import PredictionRow
 from paralm.judge.injection import scan_injection
@@ -38,6 +41,8 @@ class JudgeSettings:
             servers that do not support it (the parser also reads JSON in plain text).
         max_field_chars: characters of each judged field sent to the judge (longer text is cut and the
             cut recorded on the row's `truncated`); None sends every field whole.
+        invalid_retries: a reply without a usable rating is asked again up to this many times, with a
+            stricter format reminder, sample index + k and seed + k (the generator's option of the same name).
     """
 
     temperature: float = 0.0
@@ -46,6 +51,11 @@ class JudgeSettings:
     sample_index: int = 0
     json_mode: bool = True
     max_field_chars: int | None = DEFAULT_MAX_FIELD_CHARS
+    invalid_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.invalid_retries < 0:
+            raise ValueError(f"invalid_retries must be >= 0, got {self.invalid_retries}")
 
 
 class Judge:
@@ -63,16 +73,17 @@ class Judge:
         self.rubric = get_rubric(rubric) if isinstance(rubric, str) else rubric
         self.settings = settings or JudgeSettings()
 
-    def request(self, row: PredictionRow) -> ChatRequest:
-        """The chat request that judges `row`."""
+    def request(self, row: PredictionRow, reask: int = 0) -> ChatRequest:
+        """The chat request that judges `row`; `reask` k > 0 is the k-th re-ask after an unreadable reply."""
         s = self.settings
+        example = f'{{"rationale": "one sentence", "rating": {self.rubric.max_rating}}}'
         return ChatRequest(
-            messages=build_messages(self.rubric, row, s.max_field_chars),
+            messages=with_format_reminder(build_messages(self.rubric, row, s.max_field_chars), example, reask),
             temperature=s.temperature,
             max_tokens=s.max_tokens,
             response_format={"type": "json_object"} if s.json_mode else None,
-            seed=s.seed,
-            sample_index=s.sample_index,
+            seed=None if s.seed is None else s.seed + reask,
+            sample_index=s.sample_index + reask,
             tag=f"judge:{self.rubric.name}:{row.key}",
             input_hash=input_hash(self.rubric, row, s.max_field_chars),
         )
@@ -101,6 +112,31 @@ class Judge:
         return JudgedRow(status="judged", rating=parsed.rating, score=self.rubric.score(parsed.rating),
                          rationale=parsed.rationale, **common)
 
+    async def ajudge_one(self, row: PredictionRow) -> JudgedRow:
+        """Judge one row, asking again (up to `invalid_retries` times) while the reply holds no usable rating.
+
+        API failures are not re-asked here (the client already retried them). The returned row counts
+        its re-asks and their reasons; tokens and HTTP attempts add up over every ask.
+        """
+        reasons: list[str] = []
+        totals = [0, 0, 0]
+        for reask in range(self.settings.invalid_retries + 1):
+            req = self.request(row, reask)
+            try:
+                outcome: ChatResult | ApiError = await self.client.complete(req)
+            except ApiError as err:
+                outcome = err
+            verdict = self.verdict(row, req, outcome)
+            totals = [totals[0] + verdict.prompt_tokens, totals[1] + verdict.completion_tokens,
+                      totals[2] + verdict.attempts]
+            if verdict.judged or not str(verdict.reason).startswith("parse:"):
+                break
+            if reask < self.settings.invalid_retries:
+                reasons.append(str(verdict.reason))
+        verdict.prompt_tokens, verdict.completion_tokens, verdict.attempts = totals
+        verdict.reasks, verdict.reask_reasons = len(reasons), reasons
+        return verdict
+
     async def ajudge_many(self, rows: Sequence[PredictionRow], log_path: str | Path | None = None,
                           on_row: Callable[[JudgedRow], None] | None = None) -> list[JudgedRow]:
         """Judge all rows (the client bounds concurrency); results in input order.
@@ -108,19 +144,18 @@ class Judge:
         With `log_path`, each row is appended to that JSONL (truncated first) the moment it finishes;
         `on_row` is called with each finished row (progress).
         """
-        requests = [self.request(row) for row in rows]
         results: list[JudgedRow | None] = [None] * len(rows)
         appender = JsonlAppender(log_path, truncate=True) if log_path is not None else None
 
-        def on_result(index: int, outcome: ChatResult | ApiError) -> None:
-            results[index] = self.verdict(rows[index], requests[index], outcome)
+        async def run_one(index: int) -> None:
+            results[index] = await self.ajudge_one(rows[index])
             if appender is not None:
                 appender.append(results[index].to_dict())
             if on_row is not None:
                 on_row(results[index])
 
         try:
-            await self.client.complete_many(requests, on_result=on_result)
+            await asyncio.gather(*(run_one(i) for i in range(len(rows))))  # the client bounds concurrency
         finally:
             if appender is not None:
                 appender.close()

@@ -45,6 +45,9 @@ class JudgedRow:
         reply: the judge's raw reply text, kept for audit (None when the request failed).
         truncated: {field: full length in characters} of every field cut before it was sent (the
             judge saw the first `--max-field-length` characters); empty when nothing was cut.
+        reasks: how many times the judge was asked again after an unreadable reply (tokens and attempts
+            above add up over every ask).
+        reask_reasons: the parse failure of each reply that was asked again, in order.
     """
 
     prediction: PredictionRow
@@ -66,6 +69,8 @@ class JudgedRow:
     cached: bool = False
     attempts: int = 0
     reply: str | None = None
+    reasks: int = 0
+    reask_reasons: list[str] = field(default_factory=list)
     truncated: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -72,6 +72,7 @@ def summarize(rows: Sequence[JudgedRow], rubric: Rubric, judge_model: str, usage
             "completion": sum(r.completion_tokens for r in rows),
         },
         "cached_rows": sum(r.cached for r in rows),
+        "reasks": _reasks(rows),
         "usage": usage,
     }
     if any(r.prediction.neutral_text is not None for r in rows):
@@ -81,12 +82,30 @@ def summarize(rows: Sequence[JudgedRow], rubric: Rubric, judge_model: str, usage
     return summary
 
 
+def _reasks(rows: Sequence[JudgedRow]) -> dict:
+    """Re-asks after unreadable replies: how many, on how many rows, why, and how many then got judged."""
+    asked_again = [r for r in rows if r.reasks]
+    return {
+        "total": sum(r.reasks for r in rows),
+        "rows": len(asked_again),
+        "judged_after_reask": sum(r.judged for r in asked_again),
+        "by_reason": dict(Counter(reason for r in rows for reason in r.reask_reasons)),
+    }
+
+
 def _neutral_name(value: bool | None) -> str:
     return {True: "neutral_text", False: "emotional_text", None: "unknown"}[value]
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _reask_line(reasks: dict | None) -> str:
+    if not reasks or not reasks["total"]:
+        return "- re-asks after unreadable replies: none"
+    return (f"- re-asks after unreadable replies: {reasks['total']} on {reasks['rows']} rows "
+            f"({reasks['judged_after_reask']} of them then judged); reasons {reasks['by_reason']}")
 
 
 def _table(title: str, groups: dict) -> list[str]:
@@ -109,6 +128,7 @@ def render_markdown(summary: dict) -> str:
         f"- judged {summary['judged']} of {summary['n']} (success rate {_fmt(summary['success_rate'], 3)});"
         " unjudged rows are excluded from every mean",
         f"- unjudged reasons: {summary['unjudged_reasons'] or 'none'}",
+        _reask_line(summary.get("reasks")),
         f"- injection attempts flagged: {inj['flagged']} {inj['by_flag'] or ''}; score without them "
         f"{_fmt(inj['score_unflagged'])}, flagged rows alone {_fmt(inj['score_flagged'])}",
         f"- tokens: {summary['tokens']['prompt']} prompt + {summary['tokens']['completion']} completion; "
