@@ -22,6 +22,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("export",): ("paralm.export", "main", "write safetensors + peft adapter + config from a checkpoint"),
     ("data", "pack"): ("paralm.data.pack", "main", "audio + manifest -> WebDataset shards + index"),
+    ("data", "index"): ("paralm.data.foreign.index_shards", "main", "index existing tar shards (+ --map) in place"),
     ("data", "inspect"): ("paralm.data.inspect", "main", "counts, durations, label and question-type distributions"),
     ("data", "vad"): ("paralm.creation.vad", "main", "speech windows with silero-vad"),
     ("data", "transcribe"): ("paralm.creation.transcribe", "main", "Whisper transcripts with word timings"),
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else EXIT_USER_ERROR
     if argv[0] in LIGHTNING_COMMANDS:
+        from paralm.fault.orphans import bind_ranks_to_rank0
+
+        bind_ranks_to_rank0()  # before the slow imports: a DDP rank > 0 dies with rank 0 even while importing
         from paralm.lightning_cli import run_lightning_cli
 
         return run_lightning_cli(argv)

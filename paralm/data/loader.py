@@ -17,6 +17,7 @@ fails, the batch is filled with one stand-in read from the following plan positi
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from paralm.data.plan import PlanItem
 from paralm.data.reader import LoadedSample, SampleReader, SkipSample
 from paralm.data.skips import SkipCounter, SkipRateExceeded
 from paralm.data.sources import LoadedSource
+from paralm.fault.orphans import WorkerInit, exit_if_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +255,21 @@ def _passthrough(x):
 
 
 class _WorkerSide(Dataset):
-    """The dataset as worker processes see it: batches packed for the trip to the main process."""
+    """The dataset as worker processes see it: batches packed for the trip to the main process.
+
+    Before each batch a worker checks that the process that started it is still its parent (see
+    paralm/fault/orphans.py; the death signal armed in `WorkerInit` is the first line of defence).
+    """
 
     def __init__(self, dataset: PlanDataset) -> None:
         self.dataset = dataset
+        self.parent_pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> tuple[TransferBatch, BatchReport]:
+        exit_if_orphaned(self.parent_pid)
         batch, report = self.dataset[i]
         return TransferBatch.pack(batch), report
 
@@ -318,6 +326,7 @@ class PlanLoader:
             num_workers=workers,
             collate_fn=_passthrough,
             prefetch_factor=self.prefetch_factor if workers else None,
+            worker_init_fn=WorkerInit() if workers else None,  # workers die with this process
         )
         finished = False
         try:

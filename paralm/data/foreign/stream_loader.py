@@ -39,6 +39,7 @@ from paralm.data.skips import SkipCounter
 from paralm.data.sources import SourceSpec
 from paralm.data.staging import is_leftover, leftovers
 from paralm.data.streaming import StreamingConfig, StreamingDataset
+from paralm.fault.orphans import WorkerInit
 
 log = logging.getLogger(__name__)
 MAX_BARREN_SAMPLES = 10_000  # delivered clips in a row without a QA pair before the loader gives up
@@ -149,7 +150,8 @@ class StreamLoader:
     def _items(self, epoch: int, counts: _Counts) -> Iterator[FeedItem]:
         dataset = StreamingDataset(self.config)
         dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers)
+        loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                            worker_init_fn=WorkerInit() if self.num_workers else None)  # no orphaned workers
         barren = 0
         for sample in counts.collect(loader):
             item = self._item(sample, epoch)
