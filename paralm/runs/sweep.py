@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paralm.eval.jsonl import write_text_atomic
+from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR
+from paralm.runs.sweep_metrics import expected_metrics, metric_problem, sweep_metric_problem
 from paralm.runs.sweep_spec import SweepSpec, SweepSpecError, import_sweeps
 from paralm.runs.sweep_state import (
     STOP_FILE,
@@ -262,20 +264,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paralm sweep: {err}", file=sys.stderr)
         return 2
     print(driver.report())
+    problem = sweep_metric_problem(driver.metric, [driver.state.trial_dir(t) for t in driver.state.trials])
+    if problem:
+        print(f"paralm sweep: nothing usable: {problem}", file=sys.stderr)
+        return EXIT_NOTHING_USABLE
     return 0
 
 
 def _check(opts: SweepOptions) -> int:
+    """Exit 0 when every probe parses and the metric is one the trial logs; 2 (user error) otherwise."""
     from paralm.runs.sweep_check import check_cli_keys
 
     spec = SweepSpec.load(opts.sweep_file)
     spec = spec.with_config_files(opts.configs) if opts.configs else spec
-    problems = check_cli_keys(spec, opts.cwd, opts.extra)
+    configs: list[dict] = []
+    problems = check_cli_keys(spec, opts.cwd, opts.extra, configs_out=configs)
+    if configs:
+        metric = metric_problem(spec.metric_name, expected_metrics(configs[0]), "log")
+        problems += [f"{spec.path}: {metric}"] if metric else []
     for problem in problems:
         print(f"paralm sweep --check: {problem}", file=sys.stderr)
     if not problems:
-        print(f"{spec.path}: valid ({spec.method}, {len(spec.parameters)} parameters, every key parsed by the CLI)")
-    return 1 if problems else 0
+        print(f"{spec.path}: valid ({spec.method}, {len(spec.parameters)} parameters, every key parsed by the CLI, "
+              f"metric {spec.metric_name} logged by the trials)")
+    return EXIT_USER_ERROR if problems else 0
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ def _working_dir(path: Path):
 
 def parse_with_cli(argv: list[str], cwd: Path) -> str | None:
     """None if the real CLI parser accepts `argv`, else its error message (last lines of its output)."""
+    return print_config(argv, cwd)[0]
+
+
+def print_config(argv: list[str], cwd: Path) -> tuple[str | None, dict | None]:
+    """(error, None) when the real CLI parser refuses `argv`, else (None, the resolved config it prints)."""
+    import yaml
+
     from paralm.lightning_cli import run_lightning_cli
 
     out, err = io.StringIO(), io.StringIO()
@@ -75,18 +82,26 @@ def parse_with_cli(argv: list[str], cwd: Path) -> str | None:
         except SystemExit as stop:
             code = stop.code
     if code in (0, None):
-        return None
+        try:
+            config = yaml.safe_load(out.getvalue())
+        except yaml.YAMLError:
+            config = None
+        return None, config if isinstance(config, dict) else None
     lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
     start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), max(0, len(lines) - 6))
-    return "\n".join(lines[start:]) or f"parser exited with {code}"
+    return "\n".join(lines[start:]) or f"parser exited with {code}", None
 
 
-def check_cli_keys(spec: SweepSpec, cwd: Path, before_args: list[str] = ()) -> list[str]:
-    """Problems found parsing the trial commands of `spec` (empty when every probe point parses)."""
+def check_cli_keys(spec: SweepSpec, cwd: Path, before_args: list[str] = (),
+                   configs_out: list[dict] | None = None) -> list[str]:
+    """Problems found parsing the trial commands of `spec` (empty when every probe point parses); the
+    resolved config of every probe that parsed is appended to `configs_out`."""
     problems = []
     for point in probe_points(spec):
         command = spec.expand(point, interpreter="python", before_args=list(before_args))
-        error = parse_with_cli(cli_argv(command), cwd)
+        error, config = print_config(cli_argv(command), cwd)
+        if config is not None and configs_out is not None:
+            configs_out.append(config)
         if error:
             shown = ", ".join(f"{k}={v}" for k, v in point.items())
             problems.append(f"{spec.path} with {shown}:\n{error}")
