@@ -191,3 +191,18 @@ def test_generate_stopped_at_its_budget_exits_6_and_a_rerun_finishes(tmp_path):
     assert "2 request(s) not sent" in capped.stderr.splitlines()[-1]
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads((out / "generate_report.json").read_text())["clips"]["written"] == 3
+
+
+def test_a_401_that_quotes_the_refused_key_leaves_it_in_no_file_and_no_message(tmp_path):
+    pred = write_rows(tmp_path / "p.jsonl", make_rows(3))
+    out = tmp_path / "o"
+    with FakeOpenAIServer(reply_fn=scripted_judge, fault_fn=lambda body, attempt: "401_echo") as server:
+        proc = run_cli("judge", *judge_args(pred, out, server, "--api-key-env", "PARALM_TEST_ECHO_KEY"),
+                       env={"PARALM_TEST_ECHO_KEY": SECRET})
+        assert len(server.chat_requests()) == 3  # auth is not retried
+    assert proc.returncode != 0 and SECRET not in proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (out / "judged.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rows] == ["api:auth"] * 3
+    assert all("Incorrect API key provided: ***." in r["detail"] for r in rows)
+    for path in out.iterdir():
+        assert SECRET.encode() not in path.read_bytes(), path.name

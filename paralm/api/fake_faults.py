@@ -46,6 +46,7 @@ class FaultContext:
     model: str
     prompt_tokens: int
     retry_headers: dict[str, str]
+    authorization: str = ""  # the request's Authorization header, for servers that quote the key back
 
 
 def count_words(text: str) -> int:
@@ -141,6 +142,12 @@ def _truncated_json(ctx: FaultContext) -> Reply:
     return Reply(200, b'{"id": "chatcmpl-cut", "choices": [{"index": 0, "mess')
 
 
+def _auth_echo(ctx: FaultContext) -> Reply:
+    """HTTP 401 whose message quotes the key it refused, as some real APIs do."""
+    key = ctx.authorization.removeprefix("Bearer ").strip()
+    return Reply.error(401, f"Incorrect API key provided: {key}. You can find your API key in your account.")
+
+
 def _hang(ctx: FaultContext) -> Reply:
     return Reply(0, hang=True)
 
@@ -153,6 +160,7 @@ FAULTS: dict[str, Callable[[FaultContext], Reply]] = {
     "504": _status(504, "gateway timeout (injected)"),
     "400": _status(400, "bad request (injected)"),
     "401": _status(401, "invalid api key (injected)"),
+    "401_echo": _auth_echo,
     "hang": _hang,
     "garbage": _text_content("Sure!! here is my answer ::: <<not json>> rating maybe"),
     "schema_invalid": _text_content('{"foo": 1}'),

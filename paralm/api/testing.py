@@ -274,7 +274,7 @@ class FakeOpenAIServer:
         if self.latency_s > 0 and self._stop.wait(self.latency_s):
             handler.close_connection = True
             return None
-        reply = self._build_reply(body, fault)
+        reply = self._build_reply(body, fault, handler.headers.get("Authorization", ""))
         # Logged before the (possibly hanging) answer, so a client's retry always lands after it.
         self._record(handler, body, reply, fault, attempt, received)
         if reply.hang:
@@ -283,11 +283,12 @@ class FakeOpenAIServer:
             return None
         return send_reply(handler, reply)
 
-    def _build_reply(self, body: dict, fault: str | None) -> Reply:
+    def _build_reply(self, body: dict, fault: str | None, authorization: str = "") -> Reply:
         prompt_tokens = prompt_word_count(body)
         model = str(body.get("model", ""))
         if fault is not None:
-            ctx = FaultContext(model=model, prompt_tokens=prompt_tokens, retry_headers=self._retry_after_headers())
+            ctx = FaultContext(model=model, prompt_tokens=prompt_tokens, retry_headers=self._retry_after_headers(),
+                               authorization=authorization)
             return FAULTS[fault](ctx)
         try:
             text = self.reply_fn(body)
