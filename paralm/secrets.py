@@ -7,8 +7,10 @@ so keys never reach W&B config, hparams, checkpoints or logs.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 SECRET_NAME = re.compile(r"(^|_)(api[_-]?key|secret|password|passwd|access_token|auth_token|hf_token|bearer)$|^token$",
@@ -67,3 +69,72 @@ def mask_secrets(text: str) -> str:
     if not isinstance(text, str) or not text:
         return text
     return KEY_IN_TEXT.sub(lambda m: ("Bearer " if m.group(0).startswith("Bearer") else "") + MASK, text)
+
+
+def secret_values(config: Any) -> list[str]:
+    """The values at the paths `find_secrets` reports (to mask them in text even when not key-shaped)."""
+    found = set(find_secrets(config))
+    return sorted({str(v) for path, v in _walk(config) if path in found and isinstance(v, str) and v.strip()},
+                  key=len, reverse=True)
+
+
+def mask_values(text: str, values: Iterable[str] = ()) -> str:
+    """`mask_secrets(text)`, and every literal occurrence of `values` replaced by `***` too."""
+    for value in values:
+        if value and len(value) >= 4:  # a one-letter "secret" would mask every such letter in the text
+            text = text.replace(value, MASK)
+    return mask_secrets(text)
+
+
+class MaskingStream:
+    """A text stream that masks secrets line by line on their way to the wrapped stream.
+
+    Why line by line: a parser may write one message in several `write` calls, and a key split between
+    two of them would pass a per-call mask. Text is held until a newline or `flush()` (progress bars flush
+    after each update). `tail` keeps the last lines written, masked, for a closing one-line summary.
+    """
+
+    def __init__(self, stream, values: Iterable[str] = (), keep: int = 4000) -> None:
+        self._stream = stream
+        self._values = list(values)
+        self._pending = ""
+        self._keep = keep
+        self.tail = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            done, self._pending = self._pending.rsplit("\n", 1)
+            self._emit(done + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._emit(pending)
+        self._stream.flush()
+
+    def _emit(self, text: str) -> None:
+        masked = mask_values(text, self._values)
+        self.tail = (self.tail + masked)[-self._keep:]
+        self._stream.write(masked)
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ... of the real stream
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def masked_stdio(values: Iterable[str] = ()):
+    """Route sys.stdout and sys.stderr through MaskingStream for the block; yields the stderr stream."""
+    old_out, old_err = sys.stdout, sys.stderr
+    out, err = MaskingStream(old_out, values), MaskingStream(old_err, values)
+    sys.stdout, sys.stderr = out, err
+    try:
+        yield err
+    finally:
+        for stream in (out, err):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        sys.stdout, sys.stderr = old_out, old_err

@@ -126,10 +126,23 @@ def _auto(folders: list[Path], allow_new: bool) -> str | None:
 
 
 def _path(value: str) -> str:
+    return verified_option_path(value, "--resume")
+
+
+# ckpt_path words Lightning resolves itself (through the checkpoint plugin, which verifies what it loads)
+LIGHTNING_CKPT_WORDS = ("last", "best", "hpc", "registry")
+
+
+def verified_option_path(value: str, option: str) -> str:
+    """`value` if it is a complete, marked checkpoint; else ResumeError (exit 3) naming the option and why.
+
+    One rule for `--resume PATH` and `--ckpt_path PATH`: nothing reads a checkpoint file (not even
+    Lightning's CLI, which loads `--ckpt_path` to merge its hyper_parameters) before its marker checks out.
+    """
     try:
         verify(value)
     except CheckpointError as err:
-        raise ResumeError(f"--resume {value}: {err}; refusing to substitute another file "
+        raise ResumeError(f"{option} {value}: {err}; refusing to substitute another file or load it "
                           "(use --resume auto to take the newest valid checkpoint)") from err
     return value
 

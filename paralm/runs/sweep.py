@@ -187,10 +187,11 @@ class SweepDriver:
         words = self.spec.expand(trial.params, interpreter=sys.executable, args_json_file=str(args_file),
                                  before_args=self.opts.extra)
         name = f"{_slug(self.spec.name)}-{trial.id}"
-        words += [f"--trainer.default_root_dir={tdir}", f"--trainer.logger={LOGGER}", "--trainer.logger.offline=true",
+        # the run folder is <default_root_dir>/<run_name> (paralm/run_folder.py): the trial folder itself
+        words += [f"--trainer.default_root_dir={tdir.parent}", f"--trainer.logger={LOGGER}", "--trainer.logger.offline=true",
                   f"--trainer.logger.save_dir={tdir}", f"--trainer.logger.project={self.opts.project}",
                   f"--trainer.logger.group={_slug(self.spec.name)}", f"--trainer.logger.name={name}",
-                  f"--trainer.callbacks+={CALLBACK}", f"--trainer.callbacks.trial_dir={tdir}", f"--run_name={name}"]
+                  f"--trainer.callbacks+={CALLBACK}", f"--trainer.callbacks.trial_dir={tdir}", f"--run_name={tdir.name}"]
         return words + ([f"--ckpt_path={ckpt}"] if ckpt else [])
 
     def _watch(self, trial: Trial, tdir: Path, proc: TrialProcess) -> int:
