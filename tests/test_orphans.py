@@ -124,3 +124,20 @@ def test_worker_init_records_the_creating_process_and_arms_in_the_worker(tmp_pat
             os._exit(0)
     os.waitpid(pid, 0)
     assert json.loads((tmp_path / "w0").read_text()) == os.getpid()
+
+
+def test_the_session_guard_finds_a_leaked_process_wherever_it_was_reparented_and_kills_it():
+    import subprocess
+
+    from process_guard import RUN_ENV, survivors, tagged_processes
+
+    tag = f"guard-test-{os.getpid()}"  # its own tag: the guard must not touch other tests' live processes
+    leaked = subprocess.Popen(["sleep", "60"], start_new_session=True,  # its own session, like a daemon
+                              env={**os.environ, RUN_ENV: tag})
+    try:
+        assert leaked.pid in tagged_processes(tag)
+        assert leaked.pid in survivors(tag, grace_s=0.3)
+        assert leaked.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        leaked.kill()
+        leaked.wait()
