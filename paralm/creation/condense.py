@@ -30,6 +30,7 @@ from paralm.creation.condense_core import STAGES, CondenseConfig, CondenseResult
 from paralm.creation.stage import StageSample, add_stage_args, read_samples, run_stage
 from paralm.data.shards import DEFAULT_SHARD_BYTES
 from paralm.data.skips import SkipCounter
+from paralm.fault.exits import EXIT_USER_ERROR
 
 VERSION = "condense/1"
 # Per-clip fields that describe the whole clip and would be wrong on a window.
@@ -155,5 +156,5 @@ def main(argv: list[str]) -> int:
         condense(args.src, args.out, cfg, batch_size=args.batch_size, shard_bytes=args.shard_bytes)
     except (FileExistsError, FileNotFoundError) as err:
         print(f"paralm data condense: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     return 0

@@ -52,7 +52,7 @@ from paralm.creation.qa_filters import FilterConfig
 from paralm.creation.qa_leakage import EvalSets
 from paralm.creation.qa_prompt import PROMPT_SHA256, PROMPT_VERSION
 from paralm.creation.qa_template import TEMPLATE_VERSION
-from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_UNFINISHED, FaultExit
+from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_UNFINISHED, EXIT_USER_ERROR, FaultExit
 
 
 def load_inputs(src: Path, cfg: GenerateConfig) -> list[GenInput]:
@@ -218,7 +218,7 @@ def main(argv: list[str]) -> int:
         report = generate(args.src, args.out, cfg, quiet=args.quiet)
     except (JournalMismatch, FileExistsError, FileNotFoundError) as err:
         print(f"paralm data generate: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     stop = budget_stop(report.get("usage_this_run") or {}, cfg.budget_usd)
     if stop is not None:
         print(f"paralm data generate: {stop}", file=sys.stderr)

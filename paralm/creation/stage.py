@@ -50,6 +50,7 @@ from paralm.data.index import ShardIndex
 from paralm.data.reader import DecodeOptions, SkipSample, decode_audio, iter_samples
 from paralm.data.shards import DEFAULT_SHARD_BYTES, write_shards
 from paralm.data.skips import SkipCounter
+from paralm.fault.exits import EXIT_USER_ERROR
 from paralm.progress import progress
 
 __all__ = [
@@ -172,7 +173,7 @@ def run_cli(prog: str, fn: Callable[[], object]) -> int:
         fn()
     except USER_ERRORS as err:
         print(f"{prog}: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     return 0
 
 

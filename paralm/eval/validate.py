@@ -30,6 +30,7 @@ from paralm.eval.jsonl import write_text_atomic
 from paralm.eval.scorers import classification_metrics, label_outcomes
 from paralm.eval.stats import exact_agreement, pearson, quadratic_kappa, spearman
 from paralm.eval.validate_report import render_markdown, systems_csv
+from paralm.fault.exits import EXIT_USER_ERROR
 from paralm.judge.results import JudgedRow, read_judged
 from paralm.judge.rubrics import get_rubric
 
@@ -181,10 +182,10 @@ def main_validate(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"paralm judge-validate: error: {e.filename} does not exist (each RUN is a judged.jsonl "
               "written by `paralm judge`, or its folder)", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except ValueError as e:
         print(f"paralm judge-validate: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     out = Path(args.out)
     write_text_atomic(out / "validation.json", json.dumps(result, indent=2) + "\n")
     write_text_atomic(out / "validation.md", render_markdown(result))

@@ -26,7 +26,7 @@ from paralm.cli_flags import JUDGE_BASE_URL_ENVS, add_client_flags, client_kwarg
 from paralm.cli_guard import refuse_secret_argv
 from paralm.eval.jsonl import write_text_atomic
 from paralm.eval.predictions import PredictionRow, read_predictions
-from paralm.fault.exits import EXIT_NOTHING_USABLE, FaultExit
+from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR, FaultExit
 from paralm.judge.judge import Judge, JudgeSettings
 from paralm.judge.prompt import DEFAULT_MAX_FIELD_CHARS
 from paralm.judge.results import write_judged
@@ -132,7 +132,7 @@ def main_judge(argv: list[str] | None = None) -> int:
         summary = run_judge(args)
     except ValueError as e:
         print(f"paralm judge: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     score = "-" if summary["score"] is None else f"{summary['score']:.1f}"
     print(
         f"judged {summary['judged']}/{summary['n']} (success {summary['success_rate'] or 0:.3f}), score {score}, "
