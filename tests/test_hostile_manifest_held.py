@@ -86,3 +86,16 @@ def test_odd_but_usable_audio_and_every_good_row_are_packed_as_16k_mono(packed):
         sample = reader.read(row)
         assert sample.sample_rate == SR and sample.audio.ndim == 1 and np.isfinite(sample.audio).all()
     assert next(r for r in index.samples if r.key == "short").duration == pytest.approx(0.01, abs=1e-3)
+
+
+def test_a_row_without_audio_stops_the_pack_naming_file_and_line(tmp_path):
+    corpus = make_corpus(tmp_path, 2, seed=8, durations=(0.3, 0.4))
+    no_audio = {k: v for k, v in corpus.records[1].items() if k != "audio"}
+    corpus.manifest.write_text(json.dumps(corpus.records[0]) + "\n" + json.dumps(no_audio) + "\n")
+    proc = subprocess.run([PARALM, "data", "pack", "--manifest", str(corpus.manifest), "--audio-root",
+                           str(corpus.audio_root), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"paralm data pack: error: {corpus.manifest}:2: entry {no_audio['key']!r} has no `audio` path")
+    assert not (tmp_path / "out").exists()
