@@ -135,3 +135,18 @@ def test_pack_prints_progress_lines_with_the_total_on_stderr(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pack: 3/3 rows" in proc.stderr and "(done)" in proc.stderr
     assert "pack:" not in proc.stdout  # stdout keeps the summary only
+
+
+def test_a_bad_csv_cell_is_a_counted_skip_and_the_other_rows_are_packed(tmp_path):
+    corpus = make_corpus(tmp_path, 3, seed=10, durations=(0.3, 0.4))
+    rows = ["audio,key,transcript,corpus,split,gold_arousal"]
+    for i, r in enumerate(corpus.records):
+        rows.append(f"{r['audio']},{r['key']},hello there,kit,train,{'high' if i == 1 else 0.5}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    proc = run_pack("--manifest", str(tmp_path / "m.csv"), "--audio-root", str(corpus.audio_root),
+                    "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    index = ShardIndex.load(tmp_path / "out")
+    assert [r.key for r in index.samples] == [corpus.records[0]["key"], corpus.records[2]["key"]]
+    assert [(r.reason, "m.csv:3" in r.detail, "'high' is not a number" in r.detail)
+            for r in index.pack_skipped] == [("schema", True, True)]

@@ -16,6 +16,7 @@ Paths are relative to the index directory; offsets point at member data inside t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -146,10 +147,17 @@ def _read_doc(path: Path) -> dict:
 
 
 def escapes(root: Path, relative: str) -> bool:
-    """True when an index path leaves the index folder (absolute, `..`, or a symlink out)."""
+    """True when an index path leaves the index folder (absolute, `..`, or a symlink out).
+
+    Asked for every sample read, so the answer is cached per (folder, shard path)."""
+    return _escapes(str(root), relative)
+
+
+@functools.lru_cache(maxsize=4096)
+def _escapes(root: str, relative: str) -> bool:
     if Path(relative).is_absolute() or ".." in Path(relative).parts:
         return True
-    return not (root / relative).resolve().is_relative_to(root.resolve())
+    return not (Path(root) / relative).resolve().is_relative_to(Path(root).resolve())
 
 
 @dataclass
