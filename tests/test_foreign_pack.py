@@ -101,7 +101,21 @@ def test_pack_needs_exactly_one_input(tmp_path):
 
 
 def test_a_missing_hf_folder_is_one_line_exit_2(tmp_path):
-    pytest.importorskip("datasets", reason="optional extra paralm[hf] (datasets) not installed")
     proc = paralm("data", "pack", "--from-hf", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "not a local folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("package, flag, extra", [("datasets", "--from-hf", "paralm[hf]"),
+                                                  ("lhotse", "--from-lhotse", "paralm[lhotse]")])
+def test_without_the_optional_extra_the_error_names_it(tmp_path, monkeypatch, package, flag, extra):
+    blocker = tmp_path / "blocked" / package
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(f"raise ImportError('No module named {package}')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "blocked"))  # shadows the installed package
+    source = tmp_path / "in"
+    source.mkdir()
+    (tmp_path / "cuts.jsonl.gz").write_bytes(b"")
+    target = str(source) if package == "datasets" else str(tmp_path / "cuts.jsonl.gz")
+    proc = paralm("data", "pack", flag, target, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and extra in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -43,10 +43,10 @@ def import_datasets():
 
 def load_local(path: str | os.PathLike) -> dict:
     """{split name: Dataset} from a save_to_disk folder or a local data-files folder; never downloads."""
-    datasets = import_datasets()
     folder = Path(path)
     if not folder.is_dir():
         raise UserError(f"--from-hf {path}: not a local folder (datasets are read from disk only, never downloaded)")
+    datasets = import_datasets()
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
         loaded = datasets.load_from_disk(str(folder))
     else:
