@@ -117,6 +117,8 @@ class SpeechLMModule(pl.LightningModule):
         optim: optimiser and learning-rate schedule.
         generation: decoding settings used by `generate()`.
         runtime: precision, gradient checkpointing, compile.
+        init_from: a folder written by `paralm export`: start from its trained weights (the configured model
+            must match it); how `paralm predict` answers from an export (see paralm/predict.py).
     """
 
     def __init__(
@@ -125,12 +127,15 @@ class SpeechLMModule(pl.LightningModule):
         optim: OptimConfig = OptimConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
         generation: GenerationConfig = GenerationConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
         runtime: RuntimeConfig = RuntimeConfig(),  # noqa: B008 (jsonargparse shows these defaults in --help)
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.model_config = model
         self.optim_config = optim
         self.generation_config = generation
         self.runtime = runtime
+        self.init_from = init_from  # not a hyperparameter: a checkpoint already holds the weights it gave
+        self._runtime_applied = False
         # Plain dicts only: checkpoints must load with weights_only=True.
         self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim),
                                    "generation": asdict(generation), "runtime": asdict(runtime)})
@@ -143,10 +148,18 @@ class SpeechLMModule(pl.LightningModule):
 
     # ---- model life cycle -------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """Build (and load) the network lazily so that any config parses without its model folders."""
-        if self.net is not None:
+        """Build (and load) the network lazily so that any config parses without its model folders; then
+        apply the runtime settings once (also to a network set from outside, e.g. by paralm predict)."""
+        if self.net is None:
+            if self.init_from:
+                from paralm.predict import load_for_prediction
+
+                self.net = load_for_prediction(self.init_from, self.model_config).model
+            else:
+                self.net = SpeechLM.from_config(self.model_config, tokenizer=self.tokenizer)
+        if self._runtime_applied:
             return
-        self.net = SpeechLM.from_config(self.model_config, tokenizer=self.tokenizer)
+        self._runtime_applied = True
         dtype = self.runtime.frozen_dtype
         on_gpu = self.device.type == "cuda" or (self._trainer is not None and self.trainer.strategy.root_device.type == "cuda")
         if dtype == "bf16" or (dtype == "auto" and on_gpu):
@@ -192,6 +205,10 @@ class SpeechLMModule(pl.LightningModule):
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
+        """Answers of a generation batch (`paralm predict`; paralm/predict.py writes them as rows)."""
+        return self.generate(batch)
 
     # ---- per-source losses: one aggregator per stage (a fixed-shape sum across ranks, paralm/data/source_metrics.py)
     def _source_aggregator(self, stage: str) -> SourceLossAggregator | None:

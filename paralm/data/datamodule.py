@@ -68,6 +68,7 @@ class MixtureDataModule(LightningDataModule):
         feature_cache: directory of cached encoder states for a frozen encoder (computed once, reused by
             every run with the same encoder and feature settings; filled before fit by the LightningModule);
             None: encode audio online.
+        predict_split: the eval split `paralm predict` answers (val | test).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class MixtureDataModule(LightningDataModule):
         max_skip_rate: float = 0.05,
         skip_log_path: str | None = None,
         feature_cache: str | None = None,
+        predict_split: str = "test",
     ) -> None:
         super().__init__()
         self.specs = {
@@ -108,6 +110,9 @@ class MixtureDataModule(LightningDataModule):
         self.max_skip_rate = float(max_skip_rate)
         self.skip_log_path = skip_log_path
         self.feature_cache = feature_cache
+        if predict_split not in EVAL_STAGES:
+            raise ValueError(f"predict_split={predict_split!r} is not valid; choose one of: {', '.join(EVAL_STAGES)}")
+        self.predict_split = predict_split
         self._feature_store: FeatureStore | None = None
         self.tokenizer = None
         self.audio_spec: AudioTokenSpec | None = None
@@ -273,6 +278,13 @@ class MixtureDataModule(LightningDataModule):
 
     def test_dataloader(self):
         return self.eval_dataloader("test") if self.specs["test"] else []
+
+    def predict_dataloader(self) -> PlanLoader:
+        """Generation batches of `predict_split` (every QA item once across ranks) for `paralm predict`."""
+        if not self.specs[self.predict_split]:
+            raise ValueError(f"paralm predict answers --data.predict_split {self.predict_split}, but no "
+                             f"{self.predict_split}_sources are configured")
+        return self.generation_dataloader(self.predict_split)
 
     def generation_dataloader(self, stage: str = "val", shuffle_audio_seed: int | None = None) -> PlanLoader:
         """Left-padded prompts without answers (references in batch.references), for judge evaluation;
