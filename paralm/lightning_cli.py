@@ -77,7 +77,16 @@ class ParalmCLI(LightningCLI):
         path = self.config[sub].get("ckpt_path") if sub else None
         if path and str(path) not in LIGHTNING_CKPT_WORDS:
             verified_option_path(str(path), "--ckpt_path")
-        super()._parse_ckpt_path()
+        import pickle
+
+        from paralm.checkpointing import CheckpointError
+
+        try:
+            super()._parse_ckpt_path()
+        except pickle.UnpicklingError as err:  # a marked file holding more than tensors: refused, never run
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"--ckpt_path {path}: {Path(str(path)).name} failed to load with "
+                                  f"weights_only=True (it holds objects other than tensors: {reason[:200]})") from None
 
     def before_instantiate_classes(self) -> None:
         refuse_secrets_in_args(self.config)
@@ -201,13 +210,17 @@ def _parser_error_line(tail: str) -> str:
     return " ".join([lines[start][len("error:"):].strip(), detail.lstrip("- ")]).strip()
 
 
-def run_lightning_cli(argv: list[str]) -> int:
+def run_lightning_cli(argv: list[str], debug: bool = False) -> int:
+    """Run one Lightning subcommand; returns its exit code (a parse error raises SystemExit(2) as before).
+
+    `debug` (or `--debug` anywhere in argv, also `paralm --debug fit ...`): tracebacks for every error."""
+    debug = debug or "--debug" in argv or "--debug=true" in argv
+    argv = [a for a in argv if a != "--debug"]  # the bare flag; `--debug=true` is a parser option too
     # Lightning's DDP launcher starts ranks > 0 by re-running sys.argv, so it must hold this very command;
     # LightningCLI then parses sys.argv itself (args=None: it warns when both are given).
     sys.argv = sys.argv[:1] + list(argv)
     bind_ranks_to_rank0()  # DDP ranks > 0 die with the rank that started them (paralm/fault/orphans.py)
     command = f"paralm {argv[0] if argv else ''}"
-    debug = "--debug" in argv or "--debug=true" in argv
     with masked_stdio(argv_secret_values(list(argv))) as err:
         try:
             ParalmCLI(
