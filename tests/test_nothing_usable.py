@@ -82,3 +82,12 @@ def test_retry_failed_asks_the_server_again_instead_of_reserving_the_cached_inva
         sent = server.chat_requests()
     assert len(sent) == 1 and sent[0]["body"]["seed"] == 1  # asked anew, with the next sample seed
     assert retry["failures"] == {} and retry["clips"]["with_pairs"] == 3 and retry["clips"]["written"] == 3
+
+
+def test_an_unreachable_service_leaves_the_run_unfinished_with_exit_8_not_resume_refused(tmp_path):
+    src = write_clips(tmp_path / "src", clip_metas(2))
+    with FakeOpenAIServer(reply_fn=scripted_reply) as server:
+        url = server.base_url  # the server is gone once the block ends
+    code = generate_main([str(src), "--out", str(tmp_path / "out"), "--backend", "openai", "--model", "m",
+                          "--base-url", url, "--max-retries", "0", "--timeout", "2", "--quiet"])
+    assert code == 8 and not (tmp_path / "out").exists()
