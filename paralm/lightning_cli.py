@@ -84,7 +84,8 @@ class ParalmCLI(LightningCLI):
         try:
             super()._parse_ckpt_path()
         except pickle.UnpicklingError as err:  # a marked file holding more than tensors: refused, never run
-            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+            reason = next((ln for ln in lines if "Unsupported global" in ln or "Unpickler error" in ln), lines[0])
             raise CheckpointError(f"--ckpt_path {path}: {Path(str(path)).name} failed to load with "
                                   f"weights_only=True (it holds objects other than tensors: {reason[:200]})") from None
 
