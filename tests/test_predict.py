@@ -6,6 +6,7 @@ The checkpoint comes from the session's shared 2-step `paralm fit` of experiment
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -67,6 +68,7 @@ def test_predict_from_checkpoint_answers_every_item_as_speechlm_generate_does(se
 
 def test_predict_from_an_export_folder_gives_the_same_answers(setup, from_checkpoint):
     export = export_checkpoint(setup["fit"]["ckpt"], setup["tmp"] / "export")
+    assert json.loads((export / "export_info.json").read_text())["global_step"] == 2
     proc = run_paralm(["predict", *setup["config"], "--run_name", "from_export", "--model.init_from", str(export)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_predictions(setup["tmp"] / "runs" / "from_export" / "predictions" / "val-step2.jsonl")
