@@ -35,7 +35,8 @@ class JudgeEvalCallback(pl.Callback):
         every_n_validations: run after every N-th validation (sanity check excluded).
         split: which eval split of the datamodule to generate on (val | test).
         max_samples: cap on evaluated items per run (None: all).
-        out_dir: where predictions and judge results go (default: <trainer.default_root_dir>/judge_eval).
+        out_dir: where predictions and judge results go (default: the run folder's judge_eval/, i.e.
+            <trainer.default_root_dir>/judge_eval, which `paralm fit` points at <root>/<run_name>).
         at_fit_end: also run once when fit ends (unless the last validation already did at that step).
         judge_base_url: OpenAI-compatible endpoint of the judge (None: LLM judge off).
         judge_model: model name sent to the judge endpoint.

@@ -244,7 +244,7 @@ def run_lightning_cli(argv: list[str], debug: bool = False) -> int:
             if debug:
                 traceback.print_exc()
             code = getattr(error, "exit_code", EXIT_USER_ERROR)
-            hint = "" if debug or isinstance(error, FaultExit) else " (add --debug for the traceback)"
+            hint = "" if debug or isinstance(error, (FaultExit, SecretInConfigError)) else " (add --debug for the traceback)"
             print(f"{command}: {error}{hint}", file=sys.stderr)
             return code
     return 0

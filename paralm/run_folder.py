@@ -13,13 +13,15 @@ folder is derived from the root and the run name, and everything a run writes go
 
 Absolute paths are kept as given. The default run name is deterministic, so the same command run again
 (e.g. `--resume auto` after a crash) finds its own folder: the stems of the `--config` files joined by
-`+` (`--config experiments/debug_cpu.yaml` -> `debug_cpu`), or `run` without a config file. Distinct
-runs from the same config files need distinct `--run_name`s.
+`+` (`--config experiments/debug_cpu.yaml` -> `debug_cpu`), or `run` without a config file, plus the
+W&B run id under `wandb agent`. Other distinct runs from the same config files need distinct `--run_name`s.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,18 @@ PATH_KEYS = ("dirpath", "out_dir")  # callback init_args that name a folder the 
 LOGGER_PATH_KEYS = ("save_dir", "dir", "root_dir")
 
 
-def default_run_name(config_files: Any) -> str:
-    """`a+b` for `--config x/a.yaml --config y/b.yaml`; DEFAULT_NAME when no file was given."""
+def default_run_name(config_files: Any, environ: Mapping[str, str] | None = None) -> str:
+    """`a+b` for `--config x/a.yaml --config y/b.yaml`; DEFAULT_NAME when no file was given.
+
+    Under `wandb agent` (WANDB_SWEEP_ID and WANDB_RUN_ID set) the trial's run id is appended: every trial
+    of a sweep runs the same config files, and each needs its own folder (a resumed trial keeps its id).
+    """
+    environ = os.environ if environ is None else environ
     stems = [Path(str(getattr(f, "relative", f))).stem for f in (config_files or [])]
-    return "+".join(s for s in stems if s) or DEFAULT_NAME
+    name = "+".join(s for s in stems if s) or DEFAULT_NAME
+    if environ.get("WANDB_SWEEP_ID") and environ.get("WANDB_RUN_ID"):
+        name = f"{name}-{environ['WANDB_RUN_ID']}"
+    return name
 
 
 def run_dir(default_root_dir: str | None, run_name: str) -> Path:

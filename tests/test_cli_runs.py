@@ -23,6 +23,7 @@ from wandb_offline import records, run_file
 
 import paralm.lightning_cli as lightning_cli
 from paralm.lightning_cli import run_lightning_cli
+from paralm.run_folder import default_run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PARALM = ROOT / ".venv" / "bin" / "paralm"
@@ -124,3 +125,10 @@ def test_validate_names_judge_results_by_the_checkpoint_step_and_never_overwrite
     folders = sorted(p.name for p in (root / "debug_cpu" / "judge_eval").iterdir() if p.is_dir())
     assert folders == [f"step{step:07d}", f"step{step:07d}-2"]
     assert all((root / "debug_cpu" / "judge_eval" / f / "predictions.jsonl").stat().st_size > 0 for f in folders)
+
+
+def test_default_run_name_is_the_config_stems_and_the_trial_id_under_a_wandb_agent():
+    files = ["experiments/base.yaml", "/tmp/overlays/explicit.yaml"]
+    assert default_run_name(files, {}) == "base+explicit" and default_run_name([], {}) == "run"
+    agent = {"WANDB_SWEEP_ID": "s1", "WANDB_RUN_ID": "k3x9"}
+    assert default_run_name(files[:1], agent) == "base-k3x9"  # each agent trial gets its own folder
