@@ -69,6 +69,9 @@ class Workspace:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline",
                "WANDB_SILENT": "true", "OPENAI_API_KEY": "acceptance-test-key",
                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"),
+                         ("WANDB_CONFIG_DIR", "wandb-config")):
+            env[var] = str(self.path / ".home" / sub)  # W&B's staging and caches stay in the workspace too
         env.pop("PARALM_RUNS_DIR", None)
         return env
 
