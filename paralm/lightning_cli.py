@@ -28,8 +28,8 @@ from callbacks.preemption import PreemptionCheckpoint
 from paralm.checkpointing import AtomicCheckpointIO
 from paralm.data.datamodule import MixtureDataModule
 from paralm.fault.exits import EXIT_USER_ERROR, FaultExit, UserError
-from paralm.fault.orphans import bind_ranks_to_rank0
 from paralm.fault.nonfinite import NonFiniteGuard
+from paralm.fault.orphans import bind_ranks_to_rank0
 from paralm.fault.resume import LIGHTNING_CKPT_WORDS, checkpoint_folders, resolve_resume, verified_option_path
 from paralm.fault.resume import MODES as RESUME_MODES
 from paralm.lit_module import SpeechLMModule
