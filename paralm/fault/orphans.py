@@ -77,11 +77,12 @@ def bind_ranks_to_rank0() -> None:
 
     Lightning's DDP launcher starts ranks > 0 as children of rank 0 (re-running the same command, with
     LOCAL_RANK >= 1); the launching process records its pid in PARALM_RANK0_PID before that, and the
-    children arm the death signal against it. A process not started as a rank (no LOCAL_RANK) records
-    itself, overwriting a value inherited from an unrelated parent (e.g. a sweep that runs trials).
+    children arm the death signal against it. A process not started as a rank > 0 records itself,
+    overwriting a value inherited from an unrelated parent (e.g. a sweep that runs trials). Ranks started by
+    another launcher (torchrun's agent: their parent is not rank 0) are left to that launcher.
     """
     local_rank = os.environ.get("LOCAL_RANK")
-    if local_rank is None:
+    if local_rank in (None, "", "0"):  # a launching process (LOCAL_RANK=0 may be left over from a former run)
         os.environ[RANK0_ENV] = str(os.getpid())
         return
     launcher = os.environ.get(RANK0_ENV, "")
