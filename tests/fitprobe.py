@@ -3,7 +3,7 @@
 `TrainModeProbe` is named in a config overlay (`class_path: fitprobe.TrainModeProbe`), so the console
 script loads it with `PYTHONPATH=tests`. Just before each training_step it records which modules that
 own a trained parameter are not in train mode, which frozen modules are, and how many times HF's
-gradient-checkpointing function ran. `debug_fit` runs that fit once per test session (2 steps of
+gradient-checkpointing function ran, and which modules train during validation. `debug_fit` runs that fit once per test session (2 steps of
 experiments/debug_cpu.yaml, checkpoint at step 2) for the train-mode and predict tests to share.
 """
 
@@ -25,6 +25,8 @@ class TrainModeProbe(pl.Callback):
         self.out = out
         self.steps: list[dict] = []
         self.checkpoint_calls = 0
+        self.training_in_validation: list[str] = []
+        self.validation_batches = 0
 
     def on_fit_start(self, trainer, pl_module) -> None:
         for module in pl_module.modules():  # count calls of each HF layer's checkpoint function
@@ -54,8 +56,14 @@ class TrainModeProbe(pl.Callback):
                            "owners": sum(any(p.requires_grad for p in m.parameters(recurse=False))
                                          for m in pl_module.modules())})
 
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.validation_batches += 1
+        self.training_in_validation += [n for n, m in pl_module.named_modules() if m.training]
+
     def on_fit_end(self, trainer, pl_module) -> None:
-        Path(self.out).write_text(json.dumps({"steps": self.steps, "checkpoint_calls": self.checkpoint_calls}))
+        Path(self.out).write_text(json.dumps({
+            "steps": self.steps, "checkpoint_calls": self.checkpoint_calls,
+            "validation_batches": self.validation_batches, "training_in_validation": self.training_in_validation}))
 
 
 def run_paralm(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -83,6 +83,11 @@ def test_paralm_fit_trains_every_module_that_owns_a_trained_parameter(fit):
         assert step["frozen_in_train"] == []  # frozen encoder, embeddings, norms, base projections: eval
 
 
+def test_paralm_fit_validates_with_every_module_in_eval_mode(fit):
+    probe = json.loads(fit["probe"].read_text())
+    assert probe["validation_batches"] > 0 and probe["training_in_validation"] == []
+
+
 def test_gradient_checkpointing_option_runs_the_hf_checkpoint_function_during_fit(fit):
     probe = json.loads(fit["probe"].read_text())
     assert probe["checkpoint_calls"] == 2 * 2  # 2 LLM layers x 2 training steps (the encoder is frozen)
