@@ -123,3 +123,11 @@ def test_everything_a_command_prints_is_masked(capsys):
 def test_debug_is_a_global_flag_before_or_after_the_command():
     proc = paralm("--debug", "export", "/nonexistent/last.ckpt", "--out", "/tmp/never")
     assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def test_ablate_given_a_training_config_says_which_keys_are_wrong_as_a_user_error():
+    from paralm.runs.ablate import main as ablate_main
+
+    repo = Path(__file__).resolve().parents[1]
+    with pytest.raises(UserError, match=r"unknown key\(s\) \['seed_everything', 'trainer'\]"):
+        ablate_main([str(repo / "experiments" / "base.yaml")])

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from paralm.fault.exits import UserError
 from paralm.runs.ablate_config import AblationConfig, load_ablation, select
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,10 @@ def _training_groups(cfg: AblationConfig, todo: list[tuple[str, int]]) -> list[t
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
-    cfg = select(load_ablation(args.config), rows=rows, seeds=args.seeds, steps=args.steps, out=args.out)
+    try:
+        cfg = select(load_ablation(args.config), rows=rows, seeds=args.seeds, steps=args.steps, out=args.out)
+    except ValueError as err:  # an invalid ablation file or option: one line, exit 2 (paralm/cli_guard.py)
+        raise UserError(str(err)) from err
     result = run_ablation(cfg, verbose=args.verbose, report_only=args.report_only)
     print(result["markdown"])
     print(f"report: {result['paths']['md']}\nplot:   {result['paths']['png']}\ntable:  {result['paths']['csv']}")
