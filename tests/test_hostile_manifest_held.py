@@ -18,7 +18,7 @@ import soundfile as sf
 from shardkit import make_corpus, tone
 
 from paralm.data.index import ShardIndex
-from paralm.data.reader import SampleReader
+from paralm.data.reader import SampleReader, SkipSample
 
 PARALM = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "paralm")
 SR = 16000
@@ -85,7 +85,11 @@ def test_odd_but_usable_audio_and_every_good_row_are_packed_as_16k_mono(packed):
     for row in index.samples:
         sample = reader.read(row)
         assert sample.sample_rate == SR and sample.audio.ndim == 1 and np.isfinite(sample.audio).all()
-    assert next(r for r in index.samples if r.key == "short").duration == pytest.approx(0.01, abs=1e-3)
+    short = next(r for r in index.samples if r.key == "short")
+    assert short.duration == pytest.approx(0.01, abs=1e-3)
+    with pytest.raises(SkipSample) as skip:  # training reads with a duration floor count it
+        SampleReader(out, min_duration=0.25).read(short)
+    assert skip.value.reason == "too_short"
 
 
 def test_a_row_without_audio_stops_the_pack_naming_file_and_line(tmp_path):
