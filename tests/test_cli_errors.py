@@ -33,9 +33,12 @@ def test_paralm_help_lists_every_exit_code_of_the_table():
         assert f"  {code:<6} {meaning}" in table
 
 
-def test_judge_validate_help_works_through_the_console_script():
-    proc = paralm("judge-validate", "--help")
-    assert proc.returncode == 0 and "--n-resamples" in proc.stdout
+def test_judge_validate_help_is_found_by_the_command_table(capsys):
+    from paralm.cli import main
+
+    with pytest.raises(SystemExit) as done:  # argparse ends --help with SystemExit(0)
+        main(["judge-validate", "--help"])
+    assert done.value.code == 0 and "--n-resamples" in capsys.readouterr().out
 
 
 def test_judge_validate_names_a_missing_run_folder(capsys):
