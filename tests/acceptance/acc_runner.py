@@ -1,8 +1,8 @@
 """How each documented command runs here: as written (plus size overrides) or by its listed substitute.
 
 A command runs in the workspace of its doc file, after the earlier commands of its own ```bash block
-(the README's data pipeline feeds each stage the previous one's output, `export` reads `fit`'s
-checkpoint). The default test run covers the first command of each (program, subcommand) pair and the
+that do more than parse (the README's data pipeline feeds each stage the previous one's output,
+`export` reads `fit`'s checkpoint), whatever their tier. The default test run covers the first command of each (program, subcommand) pair and the
 cheap substitutes; every other command runs under the `slow` marker.
 """
 
@@ -21,8 +21,10 @@ from acc_inputs import ensure_inputs
 from acc_workspace import FIT_STEPS, Result, Workspace
 
 EXCEPTIONS_FILE = Path(__file__).with_name("exceptions.yaml")
-TRAINING = ("fit", "validate", "test", "predict")
+TRAINING = {"fit": FIT_STEPS, "validate": ["--trainer.limit_val_batches=1"],
+            "test": ["--trainer.limit_test_batches=1"], "predict": ["--trainer.limit_predict_batches=1"]}
 PARSE_ONLY = ("--help", "-h", "--print_config", "--check")
+PARSE_ONLY_SET = set(PARSE_ONLY)
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Plan:
     slow: bool
     substitute: bool
     expect_output: str = ""
+    expect_exit: int = 0     # the documented exit code (0 unless the table says otherwise)
+    after: tuple = ()        # documented command texts that must have run first (their outputs are inputs)
     block: tuple = ()        # (file, first line of its ```bash block) for ordering prerequisites
 
 
@@ -39,7 +43,8 @@ def load_exceptions(path: Path = EXCEPTIONS_FILE) -> dict[str, dict]:
     entries = yaml.safe_load(path.read_text()) or []
     table = {}
     for entry in entries:
-        missing = {"command", "substitute", "why"} - set(entry)
+        missing = {"command", "why"} - set(entry) | ({"substitute"} - set(entry) if not entry.get("as_written")
+                                                     else set())
         assert not missing, f"{path}: entry {entry.get('command')!r} lacks {sorted(missing)}"
         assert entry["command"] not in table, f"{path}: {entry['command']!r} listed twice"
         table[" ".join(entry["command"].split())] = entry
@@ -60,12 +65,12 @@ def expand(text: str) -> list[str]:
 
 
 def size_overrides(argv: list[str]) -> list[str]:
-    """The documented argv with only size overrides appended: two steps for training commands, two
-    steps per trial for sweeps (after the `--` that separates trial arguments)."""
+    """The documented argv with only size overrides appended: two steps for `fit`, one batch for the
+    other Lightning commands, two steps per trial for sweeps (after the `--` before trial arguments)."""
     if any(flag in argv for flag in PARSE_ONLY):
         return argv
     if argv[0] == "paralm" and len(argv) > 1 and argv[1] in TRAINING:
-        return argv + FIT_STEPS
+        return argv + TRAINING[argv[1]]
     if argv[:2] == ["paralm", "sweep"]:
         return argv + ([] if "--" in argv else ["--"]) + FIT_STEPS
     return argv
@@ -85,12 +90,14 @@ def plans(commands: list[DocCommand] | None = None, exceptions: dict | None = No
         if named_words(cmd):
             continue
         entry = exceptions.get(cmd.text)
-        if entry is not None:
+        if entry is not None and not entry.get("as_written"):
             out.append(Plan(cmd, expand(entry["substitute"]), bool(entry.get("slow")), True,
-                            entry.get("expect_output", "")))
+                            entry.get("expect_output", ""), int(entry.get("expect_exit", 0)),
+                            tuple(entry.get("after", ()))))
             continue
         key = subcommand(cmd.argv)
-        out.append(Plan(cmd, size_overrides(cmd.argv), key in seen, False))
+        slow = bool(entry["slow"]) if entry is not None and "slow" in entry else key in seen
+        out.append(Plan(cmd, size_overrides(cmd.argv), slow, False))
         seen.add(key)
     _assign_blocks(out)
     return out
@@ -131,10 +138,15 @@ class Runner:
         self.all = plans()
 
     def run(self, plan: Plan) -> Result:
+        for text in plan.after:
+            needed = next(p for p in self.all if p.command.text == text and p.command.file == plan.command.file)
+            done = self.run(needed)
+            if done.returncode != 0:
+                return Result(plan.argv, -1, f"prerequisite {needed.command.id} failed:\n{done.tail()}")
         for earlier in self.all:
             if earlier.command.id == plan.command.id:
                 break
-            if earlier.block == plan.block and earlier.slow <= plan.slow and not earlier.substitute:
+            if earlier.block == plan.block and not earlier.substitute and not PARSE_ONLY_SET & set(earlier.argv):
                 done = self.run_one(earlier)
                 if done.returncode != 0:
                     return Result(plan.argv, -1, f"prerequisite {earlier.command.id} failed:\n{done.tail()}")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-LINKED = ("experiments", "data", "sweeps", "paralm", "callbacks", "docs", "benchmarks", "Makefile", "pyproject.toml")
+LINKED = ("experiments", "data", "sweeps", "paralm", "callbacks", "docs", "benchmarks", "tests", "Makefile",
+          "pyproject.toml")
 DEMO_SHARDS = "data/demo/shards/general"
 
 # Size overrides: what turns experiments/base.yaml (GPU, local model folders, the user's data) into a

@@ -20,6 +20,8 @@ EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.yaml"))
 ABLATIONS = [p for p in EXPERIMENTS if "rows" in (yaml.safe_load(p.read_text()) or {})]
 FIT_CONFIGS = [p for p in EXPERIMENTS if p not in ABLATIONS]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+# Two steps of these take about a minute of CPU (real pretrained weights): run under `-m slow` only.
+SLOW_TO_TRAIN = {"experiments/real_cpu.yaml"}
 
 
 def rel(path: Path) -> str:
@@ -85,7 +87,8 @@ def test_ablation_file_passes_its_validator_and_names_a_trained_model_config(pat
 
 
 @pytest.mark.parametrize("path", [
-    pytest.param(p, id=rel(p), marks=[pytest.mark.slow] if run_by_default_in_the_doc_suite(p) else [])
+    pytest.param(p, id=rel(p), marks=[pytest.mark.slow] if run_by_default_in_the_doc_suite(p)
+                 or rel(p) in SLOW_TO_TRAIN else [])
     for p in FIT_CONFIGS])
 def test_experiment_config_trains_two_steps_on_cpu(path, tmp_path):
     result = make_workspace(tmp_path).run(fit_argv(path))

@@ -100,5 +100,6 @@ def test_extraction_finds_the_commands_a_user_types():
 def test_documented_command(plan, runner):
     result = runner.run(plan)
     how = f"substitute for `{plan.command.text}`" if plan.substitute else "as documented"
-    assert result.returncode == 0, f"{plan.command.id} ({how}) failed:\n{result.tail()}"
+    assert result.returncode == plan.expect_exit, (
+        f"{plan.command.id} ({how}) exited {result.returncode}, expected {plan.expect_exit}:\n{result.tail()}")
     assert plan.expect_output in result.output, f"{plan.command.id}: no {plan.expect_output!r} in output"
