@@ -18,14 +18,14 @@ CORPUS_CLIPS = 6
 
 def corpus(ws: Path) -> None:
     """corpus.jsonl + audio/: demo clips of the train split as a user's manifest and audio folder."""
+    from acc_workspace import DEMO_SHARDS, ROOT
+
     from paralm.data.index import ShardIndex
     from paralm.data.reader import iter_samples
 
-    from acc_workspace import DEMO_SHARDS, ROOT
-
     (ws / "audio").mkdir(exist_ok=True)
     rows = []
-    for row, meta, audio in iter_samples(ShardIndex.load(ROOT / DEMO_SHARDS)):
+    for _row, meta, audio in iter_samples(ShardIndex.load(ROOT / DEMO_SHARDS)):
         if meta.get("split") != "train":
             continue
         name = f"{meta['key']}.flac"

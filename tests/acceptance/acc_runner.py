@@ -2,8 +2,8 @@
 
 A command runs in the workspace of its doc file, after the earlier commands of its own ```bash block
 that do more than parse (the README's data pipeline feeds each stage the previous one's output,
-`export` reads `fit`'s checkpoint), whatever their tier. The default test run covers the first command of each (program, subcommand) pair and the
-cheap substitutes; every other command runs under the `slow` marker.
+`export` reads `fit`'s checkpoint), whatever their tier. The default test run covers the first command
+of each (program, subcommand) pair and the cheap substitutes; every other command runs under `slow`.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def load_exceptions(path: Path = EXCEPTIONS_FILE) -> dict[str, dict]:
     entries = yaml.safe_load(path.read_text()) or []
     table = {}
     for entry in entries:
-        missing = {"command", "why"} - set(entry) | ({"substitute"} - set(entry) if not entry.get("as_written")
-                                                     else set())
+        required = {"command", "why"} if entry.get("as_written") else {"command", "why", "substitute"}
+        missing = required - set(entry)
         assert not missing, f"{path}: entry {entry.get('command')!r} lacks {sorted(missing)}"
         assert entry["command"] not in table, f"{path}: {entry['command']!r} listed twice"
         table[" ".join(entry["command"].split())] = entry

@@ -10,7 +10,6 @@ tiny random models, a few clips of the demo corpus, synthetic judged rows.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
