@@ -152,9 +152,10 @@ class SpeechLMModule(pl.LightningModule):
         apply the runtime settings once (also to a network set from outside, e.g. by paralm predict)."""
         if self.net is None:
             if self.init_from:
-                from paralm.predict import load_for_prediction
+                from paralm.predict import check_same_tokenizer, load_for_prediction
 
                 self.net = load_for_prediction(self.init_from, self.model_config).model
+                check_same_tokenizer(self.net, self.tokenizer)
             else:
                 self.net = SpeechLM.from_config(self.model_config, tokenizer=self.tokenizer)
         if self._runtime_applied:

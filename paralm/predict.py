@@ -93,32 +93,46 @@ def _from_export(path: Path, config: SpeechLMConfig | None) -> tuple[SpeechLM, i
     return model, int(step)
 
 
-def answer(model: SpeechLM, items: Sequence[tuple[np.ndarray | torch.Tensor, str]], sample_rate: int | None = None,
+def check_same_tokenizer(model: SpeechLM, tokenizer) -> None:
+    """The data side tokenises with `tokenizer` (built from the configured model); the loaded weights were
+    trained with `model.tokenizer` (an export carries its own). Different ids would give silent garbage."""
+    if model.tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise UserError("the loaded model's tokenizer differs from the configured one (token ids would not "
+                        "match); use the model config the weights were trained with")
+
+
+def answer(model: SpeechLM, items: Sequence[tuple], sample_rate: int | None = None,
            prompt=None, max_new_tokens: int = 48) -> list[str]:
     """Greedy answers to (mono waveform, question) pairs, prompted and featurised as in training.
 
+    items: (waveform, question) or (waveform, question, meta); meta is a sample's metadata dict (its
+    `labels` feed the explicit-mode metadata block).
     sample_rate: of the given waveforms (None: already at the model's rate; others are resampled).
     prompt: a paralm.data.prompts.PromptConfig (default: plain mode, the training instruction)."""
+    batch = prompt_batch(model, items, sample_rate, prompt)
+    return model.generate(batch.input_ids, batch.attention_mask, batch.features, batch.feature_lengths,
+                          max_new_tokens=max_new_tokens, do_sample=False)
+
+
+def prompt_batch(model: SpeechLM, items: Sequence[tuple], sample_rate: int | None = None, prompt=None):
+    """The generation Batch (left-padded prompts + log-mel, on the model's device) that `answer` decodes."""
     from paralm.data.collate import Collator, FeedItem
     from paralm.data.reader import LoadedSample
 
     spec = model.audio_token_spec()
     rate = spec.features.sample_rate
     feed = []
-    for i, (wave, question) in enumerate(items):
+    for i, (wave, question, *rest) in enumerate(items):
         audio = np.asarray(wave.cpu() if isinstance(wave, torch.Tensor) else wave, dtype=np.float32).reshape(-1)
         if sample_rate is not None and sample_rate != rate:
             import soxr
 
             audio = soxr.resample(audio, sample_rate, rate).astype(np.float32)
-        sample = LoadedSample(key=f"item{i}", audio=audio, sample_rate=rate, shard="",
-                              meta={"qa": [{"question": question, "answer": "", "type": "C"}]})
+        meta = {**(rest[0] if rest else {}), "qa": [{"question": question, "answer": "", "type": "C"}]}
+        sample = LoadedSample(key=f"item{i}", audio=audio, sample_rate=rate, shard="", meta=meta)
         feed.append(FeedItem(sample, qa_index=0, source="input"))
     batch = Collator(model.tokenizer, spec, prompt, for_generation=True)(feed)
-    device = next(model.parameters()).device
-    batch = batch.to(device)
-    return model.generate(batch.input_ids, batch.attention_mask, batch.features, batch.feature_lengths,
-                          max_new_tokens=max_new_tokens, do_sample=False)
+    return batch.to(next(model.parameters()).device)
 
 
 # ---- `paralm predict` ---------------------------------------------------------------------------------
@@ -141,6 +155,7 @@ def prepare_predict(cli) -> None:
         raise UserError("paralm predict needs exactly one of --ckpt_path CKPT (a checkpoint of `paralm fit`) "
                         f"or --model.init_from DIR (a folder of `paralm export`); got {ckpt!r} and {export!r}")
     loaded = load_for_prediction(ckpt or export, cli.model.model_config)
+    check_same_tokenizer(loaded.model, cli.model.tokenizer)
     cli.model.net = loaded.model
     _apply_command_line_generation(cli)
     sub.ckpt_path = None  # loaded above; Lightning must not restore it a second time

@@ -20,7 +20,7 @@ from paralm.data.sources import SourceSpec
 from paralm.eval.predictions import read_predictions
 from paralm.export import export_checkpoint, load_trained
 from paralm.fault.exits import UserError
-from paralm.predict import answer, load_for_prediction, prepare_predict
+from paralm.predict import answer, check_same_tokenizer, load_for_prediction, prepare_predict
 
 MAX_NEW_TOKENS = 4
 
@@ -97,3 +97,12 @@ def test_predict_needs_exactly_one_of_checkpoint_and_export():
                               model=SimpleNamespace(init_from=export))
         with pytest.raises(UserError, match="exactly one of --ckpt_path"):
             prepare_predict(cli)
+
+
+def test_an_export_whose_tokenizer_differs_from_the_configured_one_is_refused(setup, tmp_path):
+    loaded = load_for_prediction(setup["fit"]["ckpt"])
+    other = load_trained(setup["fit"]["ckpt"]).tokenizer
+    other.add_tokens(["<|not_in_training|>"])
+    with pytest.raises(UserError, match="tokenizer differs"):
+        check_same_tokenizer(loaded.model, other)
+    check_same_tokenizer(loaded.model, load_trained(setup["fit"]["ckpt"]).tokenizer)  # same config: accepted
