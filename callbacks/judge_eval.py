@@ -9,8 +9,9 @@ is configured, the LLM judge through the shared API client. Metrics go to the lo
 logged too, the first `audio_rows` rows with the clip itself (`wandb.Audio`) so it can be listened to.
 Results of one evaluation go to `<out_dir>/step<global step>`: during fit the trainer's step, under
 `paralm validate --ckpt_path X` the step X was saved at; a folder that already exists is never
-overwritten (the next free `step<N>-2`, `-3`, ... is used, and said). With no judge endpoint configured the deterministic scorers still run and the callback says
-that the LLM judge is off. It talks to the module only through `generate()` and the logger.
+overwritten (the next free `step<N>-2`, `-3`, ... is used, and said). With no judge endpoint configured
+the deterministic scorers still run and the callback says that the LLM judge is off. It talks to the
+module only through `generate()` and the logger.
 """
 
 from __future__ import annotations

@@ -207,7 +207,8 @@ def _parser_error_line(tail: str) -> str:
     if start is None:
         return "the command line or a config file was refused (see above)"
     details = lines[start + 1:]
-    detail = next((ln for ln in details if SPECIFIC.search(ln)), next((ln for ln in details if ln.startswith("- ")), ""))
+    listed = next((ln for ln in details if ln.startswith("- ")), "")
+    detail = next((ln for ln in details if SPECIFIC.search(ln)), listed)
     return " ".join([lines[start][len("error:"):].strip(), detail.lstrip("- ")]).strip()
 
 
@@ -244,7 +245,8 @@ def run_lightning_cli(argv: list[str], debug: bool = False) -> int:
             if debug:
                 traceback.print_exc()
             code = getattr(error, "exit_code", EXIT_USER_ERROR)
-            hint = "" if debug or isinstance(error, (FaultExit, SecretInConfigError)) else " (add --debug for the traceback)"
+            said_enough = debug or isinstance(error, (FaultExit, SecretInConfigError))
+            hint = "" if said_enough else " (add --debug for the traceback)"
             print(f"{command}: {error}{hint}", file=sys.stderr)
             return code
     return 0
