@@ -66,13 +66,10 @@ def savable_copy(model):
     if hasattr(config, "quantization_config"):  # the GGUF source, not a quantization of the saved weights
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = model.state_dict()
-    missing, unexpected = fresh.load_state_dict(state, strict=False)
-    tied = set(getattr(fresh, "_tied_weights_keys", None) or [])
-    really_missing = [k for k in missing if k not in tied and not k.startswith("lm_head.")] if config.tie_word_embeddings \
-        else list(missing)
-    if really_missing or unexpected:
-        raise ValueError(f"GGUF weights do not fit {type(fresh).__name__}: missing {really_missing[:5]}, "
+    missing, unexpected = fresh.load_state_dict(model.state_dict(), strict=False)
+    tied_head = {"lm_head.weight"} if config.get_text_config().tie_word_embeddings else set()
+    if set(missing) - tied_head or unexpected:
+        raise ValueError(f"GGUF weights do not fit {type(fresh).__name__}: missing {sorted(set(missing) - tied_head)[:5]}, "
                          f"unexpected {unexpected[:5]}")
     fresh.generation_config = model.generation_config
     return fresh.eval()
