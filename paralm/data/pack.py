@@ -122,14 +122,19 @@ def audio_path(audio_root: Path, rel: str, allow_outside_root: bool = False) -> 
     path = audio_root / rel
     if allow_outside_root:
         return path
-    root, real = audio_root.resolve(), path.resolve()
-    if not real.is_relative_to(root):
-        how = "is absolute" if Path(rel).is_absolute() else ("leads out through a symlink" if ".." not in Path(rel).parts else "climbs out with ..")
-        raise SkipSample(
-            "unsafe_member_name",
-            f"audio path {rel!r} {how} and resolves outside --audio-root {audio_root}; pass --allow-outside-root to permit",
-        )
-    return path
+    if path.resolve().is_relative_to(audio_root.resolve()):
+        return path
+    if Path(rel).is_absolute():
+        how = "is absolute"
+    elif ".." in Path(rel).parts:
+        how = "climbs out with .."
+    else:
+        how = "leads out through a symlink"
+    raise SkipSample(
+        "unsafe_member_name",
+        f"audio path {rel!r} {how} and resolves outside --audio-root {audio_root}; "
+        "pass --allow-outside-root to permit",
+    )
 
 
 def encode_audio(
