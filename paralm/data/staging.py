@@ -31,7 +31,7 @@ def is_leftover(name: str) -> bool:
 
 def leftovers(out: Path) -> list[Path]:
     """Leftovers of unfinished runs inside `out` and staging folders of `out` beside it, sorted."""
-    out = Path(out)
+    out = Path(out).resolve()  # `--out .` has no name of its own
     found = [p for p in out.iterdir() if is_leftover(p.name)] if out.is_dir() else []
     if out.parent.is_dir():
         found += [p for p in out.parent.glob(f".{out.name}.staging-*") if is_leftover(p.name)]
@@ -74,7 +74,7 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
 
 def new_staging(out: Path) -> Path:
     """A fresh, empty staging folder beside `out` (`.{name}.staging-{pid}`)."""
-    out = Path(out)
+    out = Path(out).resolve()  # `--out .` has no name of its own
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -89,7 +89,7 @@ def publish(staging: Path, out: Path) -> int:
     `check_out_dir(out, overwrite=True)`) is renamed aside first, so `out` never holds a mix of both sets,
     then deleted.
     """
-    staging, out = Path(staging), Path(out)
+    staging, out = Path(staging), Path(out).resolve()
     old_entries = 0
     if out.is_dir() and any(out.iterdir()):
         old_entries = sum(1 for _ in out.iterdir())
