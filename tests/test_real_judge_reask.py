@@ -13,7 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_judge_support import FakeOpenAIServer, answer_index, expected_rating, make_rows, read_json, write_rows
+from test_judge_support import (
+    FakeOpenAIServer,
+    answer_index,
+    expected_rating,
+    make_rows,
+    read_json,
+    write_rows,
+)
 
 from paralm.api.reask import REMINDER
 from paralm.judge.results import read_judged
