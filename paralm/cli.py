@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_lightning_cli(argv)
     found = _find(argv)
     if found is None:
-        print(f"paralm: unknown command {' '.join(argv[:2])!r}; `paralm --help` lists the commands", file=sys.stderr)
+        from paralm.secrets import mask_secrets
+
+        print(mask_secrets(f"paralm: unknown command {' '.join(argv[:2])!r}; `paralm --help` lists the commands"),
+              file=sys.stderr)
         return EXIT_USER_ERROR
     words, rest = found
     if "--debug" in rest:  # the global flag is also accepted after a non-Lightning command

@@ -134,3 +134,11 @@ def test_ablate_given_a_training_config_says_which_keys_are_wrong_as_a_user_erro
     repo = Path(__file__).resolve().parents[1]
     with pytest.raises(UserError, match=r"unknown key\(s\) \['seed_everything', 'trainer'\]"):
         ablate_main([str(repo / "experiments" / "base.yaml")])
+
+
+def test_an_unknown_command_that_is_a_key_is_not_echoed(capsys):
+    from paralm.cli import main
+
+    assert main([KEY]) == 2
+    err = capsys.readouterr().err
+    assert KEY not in err and "unknown command '***'" in err
