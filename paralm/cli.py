@@ -29,6 +29,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("data", "annotate"): ("paralm.creation.annotate", "main", "emotion + arousal/valence/dominance predictions"),
     ("data", "condense"): ("paralm.creation.condense", "main", "labelled windows + consistency filters"),
     ("data", "generate"): ("paralm.creation.generate", "main", "implicit QA pairs (LLM or template backend)"),
+    ("ask",): ("paralm.ask", "main", "answer questions about your own audio files with a trained model"),
+    ("serve",): ("paralm.serve.app", "main", "OpenAI-compatible audio chat endpoint for a trained model"),
     ("judge",): ("paralm.judge.commands", "main_judge", "judge saved predictions with an LLM"),
     ("judge-validate",): ("paralm.eval.validate", "main_validate", "judge vs classification metrics"),
     ("ablate",): ("paralm.runs.ablate", "main", "run ablation rows and write the report"),

@@ -34,8 +34,11 @@ def _prefixed(state: dict, prefix: str) -> dict:
     return {k: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def write(model, out_dir: str | Path) -> Path:
-    """Write everything needed to rebuild `model` exactly (given the same base model folders)."""
+def write(model, out_dir: str | Path, prompt: dict | None = None) -> Path:
+    """Write everything needed to rebuild `model` exactly (given the same base model folders).
+
+    prompt: the prompt settings used in training (paralm/prompt_record.py), so that `paralm ask` and
+    `paralm serve` prompt the model as training did; None leaves them out (those commands then refuse it)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg: SpeechLMConfig = model.config
@@ -61,7 +64,17 @@ def write(model, out_dir: str | Path) -> Path:
     meta = {"format": FORMAT, "version": VERSION, "speech_lm": cfg.to_dict(), "files": files,
             "audio_token_spec": model.audio_token_spec().to_dict()}
     (out / "config.json").write_text(json.dumps(meta, indent=2))
+    if prompt is not None:
+        record_prompt(out, prompt)
     return out
+
+
+def record_prompt(out_dir: str | Path, prompt: dict) -> None:
+    """Add the training prompt settings to an export's config.json (key "prompt")."""
+    file = Path(out_dir) / "config.json"
+    meta = _meta(out_dir)
+    meta["prompt"] = prompt
+    file.write_text(json.dumps(meta, indent=2))
 
 
 def _meta(out_dir: str | Path) -> dict:
@@ -76,6 +89,11 @@ def _meta(out_dir: str | Path) -> dict:
 
 def read_config(out_dir: str | Path) -> SpeechLMConfig:
     return SpeechLMConfig.from_dict(_meta(out_dir)["speech_lm"])
+
+
+def read_prompt(out_dir: str | Path) -> dict | None:
+    """The recorded training prompt settings, or None for an export written without them."""
+    return _meta(out_dir).get("prompt")
 
 
 def read_tokenizer(out_dir: str | Path) -> PreTrainedTokenizerFast:
