@@ -33,6 +33,7 @@ CLIENT_DEFAULTS = {"timeout_s": 60.0, "max_retries": 5, "backoff_base_s": 0.5, "
 def add_flag(parser: argparse.ArgumentParser, name: str, dest: str, type_, default, help_: str,
              aliases: tuple[str, ...] = (), **kwargs) -> None:
     """`name` as shown in --help, plus each old spelling as a hidden alias writing the same `dest`."""
+    kwargs.setdefault("metavar", name.lstrip("-").replace("-", "_").upper())  # not the dest's unit suffix
     parser.add_argument(name, dest=dest, type=type_, default=default, help=help_, **kwargs)
     for old in aliases:
         parser.add_argument(old, dest=dest, type=type_, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)

@@ -42,6 +42,7 @@ def test_judge_and_generate_share_every_client_flag_name():
         text = shown_in_help(parser)
         assert all(f"{name} " in text for name in shared)
         assert "--timeout-s" not in text and "--backoff-base-s" not in text and "--retry-after-cap-s" not in text
+        assert "TIMEOUT_S" not in text and "--timeout TIMEOUT" in text  # no unit in the shown names either
 
 
 @pytest.mark.parametrize("old, new, value", [
