@@ -29,6 +29,7 @@ test-all: setup
 
 lint: setup
 	$(BIN)/ruff check paralm callbacks tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
