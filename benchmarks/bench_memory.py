@@ -4,7 +4,10 @@ Each configuration runs in its own child process (`python bench_memory.py --chil
 peak resident set (ru_maxrss) is that run's alone. Beside the process peak, which on CPU also holds
 the interpreter, torch and Lightning (a constant of several hundred MB), the child measures what the
 backward pass keeps alive: the bytes of every tensor autograd saves during one forward (unique
-storages), which is the part of the peak that the optimisations act on.
+storages), which is the part of the peak that the optimisations act on. That forward runs at the end of
+the fit, in the module state the fit itself set (no `.train()` here): gradient checkpointing only acts
+when the LoRA path of the frozen LLM is in train mode, so a benchmark that switched modes itself could
+report a saving that `paralm fit` never had.
 
 Configurations: the debug model as experiments/debug_cpu.yaml builds it, with and without gradient
 checkpointing; then the same model with a 64k-token output head (where the loss dominates memory, as
