@@ -31,7 +31,7 @@ from paralm.data.batch import Batch
 from paralm.data.collate import Collator
 from paralm.data.feature_store import CachedSampleReader, FeatureStore
 from paralm.data.foreign.stream_loader import StreamLoader, check_stream_modes
-from paralm.data.loader import AudioSwapReader, PlanDataset, PlanLoader, SkipTracker
+from paralm.data.loader import AudioSwapReader, MetadataSwapReader, PlanDataset, PlanLoader, SkipTracker
 from paralm.data.plan import BatchingConfig, TrainPlanner, eval_plan
 from paralm.data.prompts import PromptConfig
 from paralm.data.reader import SampleReader
@@ -251,12 +251,15 @@ class MixtureDataModule(LightningDataModule):
 
     # --- evaluation ---------------------------------------------------------------------------
     def eval_dataloader(
-        self, stage: str = "val", for_generation: bool = False, shuffle_audio_seed: int | None = None
+        self, stage: str = "val", for_generation: bool = False, shuffle_audio_seed: int | None = None,
+        permute_metadata_seed: int | None = None,
     ) -> PlanLoader:
         """Every QA item of the stage's sources once across ranks (see the module docstring).
 
         shuffle_audio_seed: when set, every clip keeps its key, metadata and questions but is given
         another clip's audio of the same source (seeded pairing, see `AudioSwapReader`).
+        permute_metadata_seed: when set, the explicit metadata block shows another clip's cues (own audio
+        and gold labels kept; see `MetadataSwapReader`): the metadata-reliance control.
         """
         if stage not in EVAL_STAGES:
             raise ValueError(f"unknown eval stage {stage!r}; valid: {', '.join(EVAL_STAGES)}")
@@ -268,6 +271,9 @@ class MixtureDataModule(LightningDataModule):
         readers = self._readers(sources)
         if shuffle_audio_seed is not None:
             readers = [AudioSwapReader(r, s.rows, shuffle_audio_seed) for r, s in zip(readers, sources, strict=True)]
+        if permute_metadata_seed is not None:
+            readers = [MetadataSwapReader(r, s.rows, permute_metadata_seed)
+                       for r, s in zip(readers, sources, strict=True)]
         dataset_fn = partial(PlanDataset, sources=sources, readers=readers, collator=collator, per_clip=True)
         return PlanLoader(
             lambda _epoch: batches, len(batches), dataset_fn, self.num_workers, self.tracker(stage)
@@ -286,10 +292,13 @@ class MixtureDataModule(LightningDataModule):
                              f"{self.predict_split}_sources are configured")
         return self.generation_dataloader(self.predict_split)
 
-    def generation_dataloader(self, stage: str = "val", shuffle_audio_seed: int | None = None) -> PlanLoader:
+    def generation_dataloader(self, stage: str = "val", shuffle_audio_seed: int | None = None,
+                              permute_metadata_seed: int | None = None) -> PlanLoader:
         """Left-padded prompts without answers (references in batch.references), for judge evaluation;
-        `shuffle_audio_seed` swaps audio between clips (see `eval_dataloader`)."""
-        return self.eval_dataloader(stage, for_generation=True, shuffle_audio_seed=shuffle_audio_seed)
+        `shuffle_audio_seed` swaps audio, `permute_metadata_seed` metadata cues between clips (see
+        `eval_dataloader`)."""
+        return self.eval_dataloader(stage, for_generation=True, shuffle_audio_seed=shuffle_audio_seed,
+                                    permute_metadata_seed=permute_metadata_seed)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         if isinstance(batch, Batch):

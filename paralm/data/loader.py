@@ -155,6 +155,27 @@ class AudioSwapReader:
         return replace(sample, **{f: getattr(donor, f) for f in self.AUDIO_FIELDS if hasattr(donor, f)})
 
 
+class MetadataSwapReader:
+    """A reader that gives each clip another clip's metadata cues, keeping its own audio and gold labels.
+
+    Why: the permuted-metadata control. A model that reads the explicit metadata block answers from
+    someone else's cues and drops towards chance; one that ignores the block does not move. The donor's
+    labels go to `meta["cue_labels"]`, which only the prompt's metadata block reads
+    (paralm/data/prompts.py `lookup_metadata`), so scoring still uses the clip's own gold labels. The
+    pairing is the seeded cyclic shift of `AudioSwapReader` (no clip keeps its own cues).
+    """
+
+    def __init__(self, reader: SampleReader, rows: Sequence[IndexRow], seed: int) -> None:
+        self.reader = reader
+        self.partner = AudioSwapReader(reader, rows, seed).partner
+
+    def read(self, row: IndexRow) -> LoadedSample:
+        sample = self.reader.read(row)
+        donor = self.reader.read(self.partner[row.key])
+        meta = {**sample.meta, "cue_labels": donor.meta.get("labels") or {}, "cue_from": donor.key}
+        return replace(sample, meta=meta)
+
+
 class SkipTracker:
     """Main-process totals of skips and missing metadata, the skipped-keys file and the skip-rate guard.
 

@@ -98,9 +98,13 @@ def parse_metadata_source(source: str) -> tuple[str, str | None]:
 
 
 def lookup_metadata(meta: dict, source: str) -> dict | None:
-    """The label dict a metadata source points at in a sample's meta, or None when it is absent."""
+    """The label dict a metadata source points at in a sample's meta, or None when it is absent.
+
+    `meta["cue_labels"]`, when present, replaces `meta["labels"]` here only: the permuted-metadata
+    control (paralm/data/loader.py `MetadataSwapReader`) shows another clip's cues in the block while
+    the clip's own gold labels stay for scoring."""
     kind, annotator = parse_metadata_source(source)
-    labels = meta.get("labels") or {}
+    labels = meta["cue_labels"] if "cue_labels" in meta else (meta.get("labels") or {})
     if kind == "gold":
         return labels.get("gold")
     if kind == "pred":

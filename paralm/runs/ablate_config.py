@@ -81,6 +81,8 @@ class TrainSettings:
             prompt default. Shorter prompts make character-level CPU demos much faster.
         threads: torch CPU threads per run; 1 avoids oversubscribing small CPU boxes (tiny models gain
             nothing from more, and a second busy thread per core made steps many times slower).
+        checkpoint_every: steps between a row's checkpoints (rounded down to a divisor of `steps`, so the
+            last step is always saved); None: about four per run. An interrupted row resumes from the newest.
     """
 
     steps: int = 200
@@ -93,6 +95,7 @@ class TrainSettings:
     feature_cache: bool = True
     instruction: str | None = None
     threads: int = 1
+    checkpoint_every: int | None = None
 
 
 @dataclass
@@ -153,7 +156,9 @@ class AblationConfig:
         out: output folder (results, cache, report), relative to the working directory.
         seeds: seeds; each row runs once per seed with identical compute.
         model: the SpeechLMConfig inline, or the path (relative to the ablation file) of a YAML holding one,
-            either bare or as the `model.model` section of a `paralm fit` config.
+            either bare or as the `model.model` section of a `paralm fit` config. A `paralm fit` config
+            is the base every row trains from (its trainer section included: accelerator, precision, ...).
+        base_config: set from `model` when it names a `paralm fit` config (the resolved path).
         data: corpus and derived-source settings.
         train: shared compute.
         rows: row name -> row.
@@ -176,6 +181,7 @@ class AblationConfig:
     n_boot: int = 1000
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     judge: JudgeSettings | None = None
+    base_config: str | None = None
 
 
 def _check_keys(where: str, data: Any, cls: type) -> None:
@@ -208,7 +214,9 @@ def _row(name: str, data: Any) -> RowSpec:
         raise ValueError(f"rows.{name}: {err}") from err
 
 
-def _model(value: Any, base_dir: Path) -> SpeechLMConfig:
+def _model(value: Any, base_dir: Path) -> tuple[SpeechLMConfig, str | None]:
+    """(model config, path of the `paralm fit` config it came from, or None)."""
+    fit_config = None
     if isinstance(value, str):
         path = (base_dir / value) if not Path(value).is_absolute() else Path(value)
         if not path.exists():
@@ -216,9 +224,10 @@ def _model(value: Any, base_dir: Path) -> SpeechLMConfig:
         value = yaml.safe_load(path.read_text())
         if isinstance(value, dict) and "encoder" not in value and isinstance(value.get("model"), dict):
             value = value["model"].get("model")  # a `paralm fit` config: take its model.model section
+            fit_config = str(path)
     if not isinstance(value, dict):
         raise ValueError("model: give a SpeechLMConfig mapping or the path of a YAML file holding one")
-    return from_dict(SpeechLMConfig, value)
+    return from_dict(SpeechLMConfig, value), fit_config
 
 
 def parse_ablation(data: Any, base_dir: str | Path = ".") -> AblationConfig:
@@ -238,7 +247,9 @@ def parse_ablation(data: Any, base_dir: str | Path = ".") -> AblationConfig:
     sections = {"data": DataSettings, "train": TrainSettings, "logging": LoggingSettings, "judge": JudgeSettings}
     kwargs = {k: (from_dict(sections[k], v) if k in sections and v is not None else v)
               for k, v in data.items() if k not in ("rows", "model")}
-    cfg = AblationConfig(rows=rows, model=_model(data["model"], Path(base_dir)), **kwargs)
+    kwargs.pop("base_config", None)
+    model, fit_config = _model(data["model"], Path(base_dir))
+    cfg = AblationConfig(rows=rows, model=model, base_config=fit_config, **kwargs)
     cfg.headline = tuple(cfg.headline)
     cfg.seeds = [int(s) for s in cfg.seeds]
     check_consistency(cfg)

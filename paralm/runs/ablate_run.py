@@ -1,7 +1,10 @@
-"""Train and evaluate one (row, seed) of an ablation in-process, and write its result folder.
+"""Train (through `paralm fit`, paralm/runs/ablate_fit.py) and evaluate one (row, seed) of an ablation.
 
+    runs/<row>-seed<k>/                               the `paralm fit` run folder (checkpoints, config.yaml)
     results/<row>/seed<k>/predictions.jsonl           test answers with the row's eval prompt
     results/<row>/seed<k>/predictions_shuffled.jsonl  the same questions, each clip given another's audio
+    results/<row>/seed<k>/predictions_permuted.jsonl  rows with a metadata block: each clip shown another
+                                                      clip's cues (its own audio); `extra.cue_emotion` says which
     results/<row>/seed<k>/scores.json                 per-subset metric means of both (+ scorer summary)
     results/<row>/seed<k>/judge[_shuffled]/           LLM judge output, when a judge is configured
 
@@ -14,27 +17,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 
 from paralm.data.datamodule import MixtureDataModule
+from paralm.data.prompts import lookup_metadata
 from paralm.data.sources import SourceSpec
-from paralm.eval.generation import flatten_metrics, generate_rows
+from paralm.eval.generation import generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
 from paralm.lit_module import SpeechLMModule
 from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, RowSpec
+from paralm.runs.ablate_fit import train
 from paralm.runs.ablate_metrics import mean_scores
 
 log = logging.getLogger(__name__)
 SCORES = "scores.json"
 SHUFFLE_OFFSET = 10_007  # shuffled-audio pairing seed = run seed + offset (the same for every row)
+PERMUTE_OFFSET = 20_011  # permuted-metadata pairing seed = run seed + offset (the same for every row)
+CONDITION_FILES = {"normal": "predictions.jsonl", "shuffled": "predictions_shuffled.jsonl",
+                   "permuted": "predictions_permuted.jsonl"}
 
 
 def result_dir(out: str | Path, row: str, seed: int) -> Path:
@@ -79,25 +85,24 @@ def _subsample_test(dm: MixtureDataModule, n: int) -> None:
         source.items = source.items[keep]
 
 
-def _logger(cfg: AblationConfig, name: str, seed: int, run_dir: Path):
-    if cfg.logging.wandb == "disabled":
-        return False
-    from lightning.pytorch.loggers import WandbLogger
-
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(project=cfg.logging.project, group=cfg.name, name=f"{name}-seed{seed}", job_type=name,
-                       save_dir=str(run_dir), offline=cfg.logging.wandb == "offline",
-                       config={"row": name, "seed": seed, "sources": cfg.rows[name].sources,
-                               "train_prompt": asdict(cfg.rows[name].train_prompt),
-                               "eval_prompt": asdict(cfg.rows[name].eval_prompt),
-                               "steps": cfg.train.steps, "batch_size": cfg.train.batch_size})
-
-
 def _predict(module: SpeechLMModule, dm: MixtureDataModule, name: str, seed: int, max_items: int | None,
-             shuffle_seed: int | None) -> list[PredictionRow]:
-    loader = dm.generation_dataloader("test", shuffle_audio_seed=shuffle_seed)
-    return generate_rows(module.generate, loader, to_device=lambda b: b.to(module.device), max_samples=max_items,
+             shuffle_seed: int | None = None, permute_seed: int | None = None) -> list[PredictionRow]:
+    """Answers of the module for the test items; each row records the emotion its metadata block showed
+    (`extra.cue_emotion`), from which the permuted-metadata chance level is computed."""
+    loader = dm.generation_dataloader("test", shuffle_audio_seed=shuffle_seed, permute_metadata_seed=permute_seed)
+    shown: dict[tuple, str | None] = {}
+
+    def generate(batch):
+        for key, question, meta in zip(batch.keys, batch.questions, batch.meta, strict=False):
+            cues = lookup_metadata(meta, dm.eval_prompt.metadata) if dm.eval_prompt.uses_metadata else None
+            shown[(key, question)] = (cues or {}).get("emotion")
+        return module.generate(batch)
+
+    rows = generate_rows(generate, loader, to_device=lambda b: b.to(module.device), max_samples=max_items,
                          system=name, seed=seed, row=name)
+    for r in rows:
+        r.extra["cue_emotion"] = shown.get((r.key, r.question))
+    return rows
 
 
 def training_signature(cfg: AblationConfig, name: str) -> str:
@@ -107,62 +112,76 @@ def training_signature(cfg: AblationConfig, name: str) -> str:
 
 
 def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, paths: dict[str, Path]) -> list[dict]:
-    """Train once for rows `names` (one training signature) with `seed`, then evaluate each row's eval
-    prompt on normal and shuffled audio and write its result folder. Returns one scores dict per row."""
+    """Train once for rows `names` (one training signature) with `seed` through `paralm fit`
+    (paralm/runs/ablate_fit.py), then evaluate each row's eval prompt on normal audio, shuffled audio and
+    (explicit rows) permuted metadata, and write its result folder. Returns one scores dict per row."""
     names = [names] if isinstance(names, str) else list(names)
     if len({training_signature(cfg, n) for n in names}) != 1:
         raise ValueError(f"rows {names} do not share sources and training prompt; train them separately")
     first = names[0]
-    run_dir = result_dir(cfg.out, first, seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(seed, workers=True, verbose=False)
-    module = SpeechLMModule(cfg.model, optim=cfg.train.optim, generation=cfg.train.generation)
+    t0 = time.perf_counter()
+    ckpt = train(cfg, first, seed, paths)
+    print(f"ablate: {first} seed {seed} trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    module = evaluation_module(cfg, ckpt)
     dm = build_datamodule(cfg, cfg.rows[first], seed, paths)
     dm.attach(module.tokenizer, module.audio_token_spec)
-    logger = _logger(cfg, first, seed, run_dir)
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=1, precision="32-true", max_steps=cfg.train.steps, logger=logger,
-        enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0, deterministic=True,
-        gradient_clip_val=cfg.train.gradient_clip_val or None, log_every_n_steps=max(1, cfg.train.steps // 20),
-        enable_model_summary=False, default_root_dir=str(run_dir), enable_progress_bar=False,
-    )
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    print(f"ablate: {first} seed {seed} trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    if dm.feature_cache:
+        from paralm.features_cache import AUTOCAST_BY_PRECISION, ensure_feature_cache
+
+        autocast = AUTOCAST_BY_PRECISION.get(str(_base_trainer(cfg).get("precision")))
+        dm.attach_feature_store(ensure_feature_cache(module.net, dm.specs["test"], dm.feature_cache,
+                                                     device=module.device, autocast_dtype=autocast))
     dm.batching = replace(dm.batching, batch_size=cfg.train.eval_batch_size)
-    module.eval()
-    results = []
-    for name in names:
-        row_logger = logger if name == first else _logger(cfg, name, seed, result_dir(cfg.out, name, seed))
-        results.append(_evaluate(cfg, name, seed, module, dm, row_logger, trained_by=first))
-    return results
+    return [_evaluate(cfg, name, seed, module, dm, trained_by=first) for name in names]
+
+
+def evaluation_module(cfg: AblationConfig, ckpt: Path) -> SpeechLMModule:
+    """The trained weights loaded as `paralm predict` loads them (`load_for_prediction`), on the device
+    the base config trains on when it is available."""
+    from paralm.predict import check_same_tokenizer, load_for_prediction
+
+    module = SpeechLMModule(cfg.model, optim=cfg.train.optim, generation=cfg.train.generation)
+    loaded = load_for_prediction(ckpt, cfg.model)
+    check_same_tokenizer(loaded.model, module.tokenizer)
+    module.net = loaded.model
+    if torch.cuda.is_available() and str(_base_trainer(cfg).get("accelerator", "auto")) in ("gpu", "cuda", "auto"):
+        module.to("cuda")
+    return module.eval()
+
+
+def _base_trainer(cfg: AblationConfig) -> dict:
+    """The trainer section of the base `paralm fit` config (CPU fp32 for an inline model)."""
+    if not cfg.base_config:
+        return {"accelerator": "cpu", "precision": "32-true"}
+    import yaml
+
+    return (yaml.safe_load(Path(cfg.base_config).read_text()) or {}).get("trainer") or {}
 
 
 def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule, dm: MixtureDataModule,
-              logger, trained_by: str) -> dict:
+              trained_by: str) -> dict:
     row = cfg.rows[name]
     run_dir = result_dir(cfg.out, name, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     text = {"instruction": cfg.train.instruction} if cfg.train.instruction else {}
     dm.eval_prompt = replace(row.eval_prompt, **text)
+    conditions = {"normal": {}, "shuffled": {"shuffle_seed": seed + SHUFFLE_OFFSET}}
+    if dm.eval_prompt.uses_metadata:
+        conditions["permuted"] = {"permute_seed": seed + PERMUTE_OFFSET}
+    scores = {"row": name, "seed": seed, "oracle": row.is_oracle, "steps": cfg.train.steps, "trained_by": trained_by,
+              "instruction": dm.eval_prompt.instruction}
     with torch.inference_mode():
-        normal = _predict(module, dm, name, seed, cfg.data.eval_max_items, None)
-        shuffled = _predict(module, dm, name, seed, cfg.data.eval_max_items, seed + SHUFFLE_OFFSET)
-    write_predictions(run_dir / "predictions.jsonl", normal)
-    write_predictions(run_dir / "predictions_shuffled.jsonl", shuffled)
-    scores = {"row": name, "seed": seed, "oracle": row.is_oracle, "steps": cfg.train.steps,
-              "trained_by": trained_by,
-              "normal": mean_scores(normal), "shuffled": mean_scores(shuffled),
-              "scorers": score_predictions(normal), "scorers_shuffled": score_predictions(shuffled)}
+        for cond, kwargs in conditions.items():
+            preds = _predict(module, dm, name, seed, cfg.data.eval_max_items, **kwargs)
+            write_predictions(run_dir / CONDITION_FILES[cond], preds)
+            scores[cond] = mean_scores(preds)
+            scores["scorers" if cond == "normal" else f"scorers_{cond}"] = score_predictions(preds)
     if cfg.judge is not None:
         from paralm.runs.ablate_judge import judge_predictions
 
         for suffix in ("", "_shuffled"):
             scores[f"judge{suffix}"] = judge_predictions(cfg.judge, run_dir / f"predictions{suffix}.jsonl",
                                                          run_dir / f"judge{suffix}", seed)
-    if logger:
-        logger.log_metrics(flatten_metrics("test", {"normal": scores["normal"], "shuffled": scores["shuffled"]}))
-        logger.experiment.finish()
     tmp = run_dir / (SCORES + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2) + "\n")
     tmp.replace(run_dir / SCORES)
