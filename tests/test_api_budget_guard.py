@@ -110,12 +110,15 @@ def test_judge_stopped_at_its_budget_exits_6_even_when_the_server_sends_no_usage
                                               "--price-per-1k-prompt", "1"))
         assert len(server.chat_requests()) == 1
         summary = json.loads((out / "summary.json").read_text())
+        md = (out / "summary.md").read_text()
         rerun = run_cli("judge", *judge_args(pred, out, server, "--concurrency", "1"))
         assert len(server.chat_requests()) == 5  # the finished row came from the cache
     assert capped.returncode == EXIT_BUDGET, capped.stderr
     assert "stopped at the budget" in capped.stderr.splitlines()[-1] and "4 request(s) not sent" in capped.stderr
     assert summary["judged"] == 1 and summary["usage"]["usage_missing"] == 1
     assert summary["usage"]["budget_refused"] == 4 and summary["usage"]["cost_usd"] > 0.001
+    assert "token counts were missing on 1 and implausible on 0 replies" in md
+    assert "stopped at the budget: 4 request(s) not sent" in md
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads((out / "summary.json").read_text())["judged"] == 5
 
@@ -206,3 +209,11 @@ def test_a_401_that_quotes_the_refused_key_leaves_it_in_no_file_and_no_message(t
     assert all("Incorrect API key provided: ***." in r["detail"] for r in rows)
     for path in out.iterdir():
         assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+def test_generate_summary_shows_estimated_usage_and_budget_refusals():
+    from paralm.creation.gen_output import format_summary
+
+    usage = {"requests_sent": 3, "cost_usd": 0.5, "usage_missing": 2, "usage_invalid": 1, "budget_refused": 4}
+    line = format_summary({"usage_this_run": usage}).splitlines()[-1]
+    assert line.endswith("usage_missing=2, usage_invalid=1, budget_refused=4")

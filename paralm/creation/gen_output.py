@@ -56,7 +56,8 @@ def format_summary(rep: dict) -> str:
     if usage:
         lines.append("  usage (this run): " + ", ".join(f"{k}={usage[k]}" for k in
                                                         ("requests_sent", "retries", "cache_hits",
-                                                         "prompt_tokens", "completion_tokens", "cost_usd")
+                                                         "prompt_tokens", "completion_tokens", "cost_usd",
+                                                         "usage_missing", "usage_invalid", "budget_refused")
                                                         if k in usage))
     return "\n".join(lines)
 

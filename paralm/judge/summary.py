@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from paralm.eval.bootstrap import mean_ci
-from paralm.eval.predictions import QUESTION_TYPES
+from paralm.formats.predictions import QUESTION_TYPES
 from paralm.judge.results import JudgedRow
 from paralm.judge.rubrics import Rubric
+from paralm.stats.bootstrap import mean_ci
 
 
 def group_stats(rows: Sequence[JudgedRow]) -> dict:
@@ -108,6 +108,19 @@ def _reask_line(reasks: dict | None) -> str:
             f"({reasks['judged_after_reask']} of them then judged); reasons {reasks['by_reason']}")
 
 
+def _usage_warnings(usage: dict) -> list[str]:
+    """Lines for replies billed at an estimate (server usage missing or implausible) and a budget stop."""
+    lines = []
+    missing, invalid = usage.get("usage_missing") or 0, usage.get("usage_invalid") or 0
+    if missing or invalid:
+        lines.append(f"- the server's token counts were missing on {missing} and implausible on {invalid} "
+                     "replies: those were billed at an estimate from the request and reply size")
+    if usage.get("budget_refused"):
+        lines.append(f"- stopped at the budget: {usage['budget_refused']} request(s) not sent; rerun with a "
+                     "larger --budget-usd to finish")
+    return lines
+
+
 def _table(title: str, groups: dict) -> list[str]:
     lines = [f"### {title}", "", "| group | n | judged | success | score |", "|---|---:|---:|---:|---:|"]
     for name, g in groups.items():
@@ -133,6 +146,7 @@ def render_markdown(summary: dict) -> str:
         f"{_fmt(inj['score_unflagged'])}, flagged rows alone {_fmt(inj['score_flagged'])}",
         f"- tokens: {summary['tokens']['prompt']} prompt + {summary['tokens']['completion']} completion; "
         f"this run sent {usage.get('requests_sent', '-')} requests, cost {usage.get('cost_usd', 0.0):.4f} USD",
+        *_usage_warnings(usage),
         f"- rubric sha256: `{rub['sha256']}`",
         "",
     ]
