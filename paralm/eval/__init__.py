@@ -1,5 +1,6 @@
-"""Evaluation: the predictions format, deterministic scorers, bootstrap CIs and judge validation.
+"""Evaluation: deterministic scorers, correlation statistics and judge validation.
 
-predictions.py, jsonl.py, labels.py, bootstrap.py and stats.py never import torch (the judge uses
-them); scorers.py uses torchmetrics.
+The predictions and JSONL formats live in paralm.formats and the bootstrap in paralm.stats (the judge
+imports those, never paralm.eval); jsonl.py, predictions.py and bootstrap.py here are their old import
+paths. labels.py and stats.py never import torch; scorers.py uses torchmetrics.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from paralm.data.batch import Batch
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 
 
 def rows_from_batch(batch: Batch, answers: list[str], system: str | None = None, seed: int | None = None,

@@ -28,7 +28,7 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from paralm.eval.labels import LABEL_SETS, NONE_LABEL, extract_label, get_label_set, infer_asks
-from paralm.eval.predictions import QUESTION_TYPES, PredictionRow
+from paralm.formats.predictions import QUESTION_TYPES, PredictionRow
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)

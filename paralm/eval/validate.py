@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from paralm.eval.bootstrap import bootstrap_ci
-from paralm.eval.jsonl import write_text_atomic
 from paralm.eval.scorers import classification_metrics, label_outcomes
 from paralm.eval.stats import exact_agreement, pearson, quadratic_kappa, spearman
 from paralm.eval.validate_report import render_markdown, systems_csv
 from paralm.fault.exits import EXIT_USER_ERROR
+from paralm.formats.jsonl import write_text_atomic
 from paralm.judge.results import JudgedRow, read_judged
 from paralm.judge.rubrics import get_rubric
+from paralm.stats.bootstrap import bootstrap_ci
 
 MIN_SYSTEMS = 3
 CORRELATIONS = {"spearman": spearman, "pearson": pearson}

@@ -24,9 +24,9 @@ from paralm.api.accounting import budget_stop
 from paralm.api.client import ChatClient, ClientConfig
 from paralm.cli_flags import JUDGE_BASE_URL_ENVS, add_client_flags, client_kwargs, judge_base_url
 from paralm.cli_guard import refuse_secret_argv
-from paralm.eval.jsonl import write_text_atomic
-from paralm.eval.predictions import PredictionRow, read_predictions
 from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR, FaultExit
+from paralm.formats.jsonl import write_text_atomic
+from paralm.formats.predictions import PredictionRow, read_predictions
 from paralm.judge.judge import Judge, JudgeSettings
 from paralm.judge.prompt import DEFAULT_MAX_FIELD_CHARS
 from paralm.judge.results import write_judged
@@ -40,7 +40,7 @@ MODEL_ENV = "PARALM_JUDGE_MODEL"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="paralm judge", description="Judge saved predictions with an LLM judge.")
-    p.add_argument("--predictions", required=True, help="predictions JSONL (paralm.eval.predictions format)")
+    p.add_argument("--predictions", required=True, help="predictions JSONL (paralm.formats.predictions format)")
     p.add_argument("--out", required=True, help="output folder for judged.jsonl, summary.json, summary.md")
     p.add_argument("--base-url", default=None,
                    help="OpenAI-compatible endpoint root ending in /v1 (default: $" + ", else $".join(JUDGE_BASE_URL_ENVS)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.rubrics import Rubric
 
 TAG_OPEN = "<<paralm:{name}>>"

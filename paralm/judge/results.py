@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from paralm.eval.jsonl import read_jsonl, write_jsonl_atomic
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.jsonl import read_jsonl, write_jsonl_atomic
+from paralm.formats.predictions import PredictionRow
 
 STATUSES = ("judged", "unjudged")
 

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paralm.eval.jsonl import write_text_atomic
 from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR
+from paralm.formats.jsonl import write_text_atomic
 from paralm.runs.sweep_metrics import expected_metrics, metric_problem, sweep_metric_problem
 from paralm.runs.sweep_spec import SweepSpec, SweepSpecError, import_sweeps
 from paralm.runs.sweep_state import (

@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from paralm.eval.jsonl import JsonlAppender, write_text_atomic
+from paralm.formats.jsonl import JsonlAppender, write_text_atomic
 from paralm.runs.sweep_state import CHECKPOINT_DIR, METRICS_FILE, RANKS_DIR, STOP_FILE, TRIAL_FILE
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paralm.eval.jsonl import write_text_atomic
+from paralm.formats.jsonl import write_text_atomic
 
 STATE_NAME = "sweep_state.json"
 # a trial folder's layout, shared by the driver and the trial's callback
