@@ -13,6 +13,7 @@ must listen: the words give nothing away), where the headline is measured.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from paralm.eval.labels import extract_label, get_label_set
 from paralm.eval.predictions import PredictionRow
@@ -65,3 +66,33 @@ def mean_scores(rows: list[PredictionRow]) -> dict[str, dict[str, dict]]:
             values = list(item_values(rows, metric, subset).values())
             out[subset][metric] = {"mean": sum(values) / len(values) if values else None, "n": len(values)}
     return out
+
+
+# ---- reference levels: what a row would score by luck, computed with the same metric functions ----------
+GOLD_FIELDS = ("reference", "emotion", "gender", "label", "label_kind", "asks")
+
+
+def floor_rows(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
+    """Each answer paired with another item's gold (reference and labels) of the same question type.
+
+    Why: the empirical floor. A C answer that shares "of the" with another item's reference gets token
+    F1 > 0 without transcribing anything; scoring every answer against someone else's reference (a cyclic
+    shift over items sorted by id, so no item keeps its own) measures that level for the metric as used."""
+    by_type: dict[str, list[PredictionRow]] = {}
+    for row in rows:
+        by_type.setdefault(row.type, []).append(row)
+    out = []
+    for group in by_type.values():
+        group = sorted(group, key=lambda r: r.item_id)
+        for i, row in enumerate(group):
+            donor = group[(i + 1) % len(group)]
+            out.append(replace(row, **{f: getattr(donor, f) for f in GOLD_FIELDS if hasattr(donor, f)}))
+    return out
+
+
+def copy_cue_rows(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
+    """Permuted-metadata rows answered with the emotion their metadata block showed (`extra.cue_emotion`).
+
+    Why: the chance level of the permuted-metadata control. A model that copies the block's emotion
+    scores exactly this; it is the share of items whose borrowed cue happens to equal their gold label."""
+    return [replace(r, answer=f"The speaker sounds {r.extra.get('cue_emotion') or 'unknown'}.") for r in rows]

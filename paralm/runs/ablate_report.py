@@ -1,8 +1,9 @@
 """The ablation report, computed only from the per-(row, seed) result folders.
 
 Outputs in `<out>/report/`: report.md (tables, headline, shuffled-audio drop, metric definitions),
-report.csv (one line per row x condition x subset x metric), report.json (the same numbers plus the
-headline and drops) and report.png (see paralm/runs/ablate_plot.py). Because everything is read back
+report.csv (one line per row x condition x subset x metric; conditions normal, shuffled (audio),
+permuted (metadata), and the reference levels floor and chance), report.json (the same numbers plus the
+headline, both drops and whether every row sits at its floor) and report.png (see paralm/runs/ablate_plot.py). Because everything is read back
 from the result files, a report can be rebuilt at any time and checked against them.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from paralm.eval.predictions import read_predictions
 from paralm.runs.ablate_config import METRICS, AblationConfig
-from paralm.runs.ablate_metrics import SUBSETS, item_values
+from paralm.runs.ablate_metrics import SUBSETS, copy_cue_rows, floor_rows, item_values
 from paralm.runs.ablate_run import is_finished, result_dir
 from paralm.runs.ablate_stats import (
     ScoreMatrix,
@@ -25,7 +26,11 @@ from paralm.runs.ablate_stats import (
     relative_gain_pct,
 )
 
-CONDITIONS = {"normal": "predictions.jsonl", "shuffled": "predictions_shuffled.jsonl"}
+CONDITIONS = {"normal": "predictions.jsonl", "shuffled": "predictions_shuffled.jsonl",
+              "permuted": "predictions_permuted.jsonl"}
+# reference levels: (file they are computed from, how its rows are re-paired); see ablate_metrics.py
+DERIVED = {"floor": ("normal", floor_rows), "chance": ("permuted", copy_cue_rows)}
+AT_FLOOR = 0.02  # a row within this of its floor on every metric has learned nothing measurable
 HEADLINE_METRICS = ("cp_mention", "dp_acc")
 CSV_FIELDS = ("row", "oracle", "condition", "subset", "metric", "n_seeds", "n_items", "estimate", "ci_low",
               "ci_high", "gain_pct", "gain_low", "gain_high")
@@ -40,8 +45,14 @@ def load_matrices(cfg: AblationConfig) -> Matrices:
         for seed in cfg.seeds:
             if not is_finished(cfg.out, row, seed):
                 continue
+            read = {}
             for cond, fname in CONDITIONS.items():
-                preds = read_predictions(result_dir(cfg.out, row, seed) / fname)
+                if (result_dir(cfg.out, row, seed) / fname).exists():
+                    read[cond] = read_predictions(result_dir(cfg.out, row, seed) / fname)
+            for cond, (source, pair) in DERIVED.items():
+                if source in read:
+                    read[cond] = pair(read[source])
+            for cond, preds in read.items():
                 for subset in SUBSETS:
                     for metric in METRICS:
                         key = (row, cond, subset, metric)
@@ -99,6 +110,32 @@ def shuffled_drop(cfg: AblationConfig, mats: Matrices) -> dict:
                   for m in HEADLINE_METRICS} for row in cfg.rows}
 
 
+def permuted_drop(cfg: AblationConfig, mats: Matrices) -> dict:
+    """Per row with a metadata block: normal minus permuted metadata on CP and DP (all items), and the
+    chance level a model that copies the block would fall to. Drop near 0: the row ignores the block;
+    permuted score near chance: it answers from the block."""
+    out = {}
+    for row in cfg.rows:
+        if mats.get((row, "permuted", "all", HEADLINE_METRICS[0])) is None:
+            continue
+        out[row] = {}
+        for m in HEADLINE_METRICS:
+            chance = mats.get((row, "chance", "all", m))
+            _, items, arrays = aligned([chance]) if chance is not None else (None, [], None)
+            out[row][m] = {"drop": _diff(cfg, mats.get((row, "normal", "all", m)), mats.get((row, "permuted", "all", m))),
+                           "chance": float(arrays[0].mean()) if items else None}
+    return out
+
+
+def at_floor(records: list[dict]) -> bool:
+    """Every row's normal-audio score is within AT_FLOOR of its empirical floor on every metric."""
+    est = {(r["row"], r["subset"], r["metric"], r["condition"]): r["estimate"] for r in records}
+    normal = [(k, v) for k, v in est.items() if k[3] == "normal" and k[1] == "all"]
+    if not normal:
+        return False
+    return all(v is None or v <= (est.get((*k[:3], "floor")) or 0.0) + AT_FLOOR for k, v in normal)
+
+
 def _fmt(x, pct: bool = False) -> str:
     if x is None:
         return "n/a"
@@ -130,9 +167,13 @@ def _diff_text(d: dict | None) -> str:
     return f"{_fmt(d['estimate'])} [{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}], interval {sign}"
 
 
-def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops: dict) -> str:
+def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops: dict, permuted: dict) -> str:
     treat, control = cfg.headline
-    lines = [f"# Ablation `{cfg.name}`", "",
+    lines = [f"# Ablation `{cfg.name}`", ""]
+    if at_floor(records):
+        lines += [f"**Every row sits at its empirical floor (within {AT_FLOOR} on every metric): nothing measurable "
+                  "was learned at this training length; the differences below are noise.**", ""]
+    lines += [
              f"Seeds {cfg.seeds}; {cfg.train.steps} steps x batch {cfg.train.batch_size} for every row. "
              f"Cells: mean [95 % bootstrap CI over seeds and items] (relative gain vs `{cfg.baseline}`).", "",
              "Metrics (fixed before the runs):", *[f"- `{k}`: {v}" for k, v in METRICS.items()], ""]
@@ -142,10 +183,19 @@ def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops:
     lines += [f"## Headline: `{treat}` - `{control}` on neutral-text items", ""]
     lines += [f"- {m}: {_diff_text(head.get(m))}" for m in HEADLINE_METRICS] + [""]
     for title, cond, subset in (("All test items", "normal", "all"), ("Neutral-text items", "normal", "neutral"),
-                                ("Shuffled audio, all items", "shuffled", "all")):
+                                ("Shuffled audio, all items", "shuffled", "all"),
+                                ("Permuted metadata, all items (rows with a metadata block)", "permuted", "all"),
+                                ("Empirical floor: each answer scored against another item's reference", "floor",
+                                 "all")):
         lines += [f"## {title}", "", *_table(cfg, records, cond, subset), ""]
     lines += ["## Drop under shuffled audio (normal - shuffled, all items)", ""]
     lines += [f"- {row}: " + "; ".join(f"{m} {_diff_text(d)}" for m, d in per.items()) for row, per in drops.items()]
+    lines += ["", "## Drop under permuted metadata (normal - permuted, all items; chance = score of copying the "
+              "borrowed cue)", ""]
+    lines += [f"- {row}: " + "; ".join(f"{m} {_diff_text(d['drop'])}, chance {_fmt(d['chance'])}"
+                                       for m, d in per.items()) for row, per in permuted.items()]
+    if not permuted:
+        lines.append("- no row has a metadata block")
     return "\n".join(lines) + "\n"
 
 
@@ -153,18 +203,19 @@ def write_report(cfg: AblationConfig) -> dict:
     """Compute and write the report; returns {records, headline, shuffled_drop, paths}."""
     mats = load_matrices(cfg)
     records = score_table(cfg, mats)
-    head, drops = headline(cfg, mats), shuffled_drop(cfg, mats)
+    head, drops, permuted = headline(cfg, mats), shuffled_drop(cfg, mats), permuted_drop(cfg, mats)
     out = Path(cfg.out) / "report"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "report.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(records)
-    md = render_markdown(cfg, records, head, drops)
+    md = render_markdown(cfg, records, head, drops, permuted)
     (out / "report.md").write_text(md)
-    doc = {"records": records, "headline": head, "shuffled_drop": drops}
+    doc = {"records": records, "headline": head, "shuffled_drop": drops, "permuted_drop": permuted,
+           "at_floor": at_floor(records)}
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     from paralm.runs.ablate_plot import plot_report
 
-    plot_report(cfg, records, out / "report.png")
+    plot_report(cfg, records, out / "report.png", head, at_floor=doc["at_floor"])
     return {**doc, "markdown": md, "paths": {k: str(out / f"report.{k}") for k in ("md", "csv", "json", "png")}}
