@@ -217,3 +217,10 @@ def test_generate_summary_shows_estimated_usage_and_budget_refusals():
     usage = {"requests_sent": 3, "cost_usd": 0.5, "usage_missing": 2, "usage_invalid": 1, "budget_refused": 4}
     line = format_summary({"usage_this_run": usage}).splitlines()[-1]
     assert line.endswith("usage_missing=2, usage_invalid=1, budget_refused=4")
+
+
+
+def test_a_non_string_finish_reason_passes_the_masking_boundary_unchanged():
+    client = ChatClient(ClientConfig(base_url="http://127.0.0.1:9/v1", model="m"))
+    result = client._masked(ChatResult(f"key {SECRET}", 1, 1, False, 1, "m", 7))  # noqa: SLF001
+    assert (result.text, result.finish_reason) == ("key ***", 7)

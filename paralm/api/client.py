@@ -267,7 +267,7 @@ class ChatClient:
     def _masked(self, result: ChatResult) -> ChatResult:
         """`result` with any echoed key masked in its text, model name and finish reason."""
         text, model = self._scrub(result.text), self._scrub(result.model)
-        finish = self._scrub(result.finish_reason) if result.finish_reason else result.finish_reason
+        finish = self._scrub(result.finish_reason) if isinstance(result.finish_reason, str) else result.finish_reason
         if (text, model, finish) == (result.text, result.model, result.finish_reason):
             return result
         return replace(result, text=text, model=model, finish_reason=finish)
