@@ -31,6 +31,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("data", "generate"): ("paralm.creation.generate", "main", "implicit QA pairs (LLM or template backend)"),
     ("ask",): ("paralm.ask", "main", "answer questions about your own audio files with a trained model"),
     ("serve",): ("paralm.serve.app", "main", "OpenAI-compatible audio chat endpoint for a trained model"),
+    ("eval",): ("paralm.eval.endpoint", "main", "evaluate any OpenAI-compatible audio endpoint on test shards"),
     ("judge",): ("paralm.judge.commands", "main_judge", "judge saved predictions with an LLM"),
     ("judge-validate",): ("paralm.eval.validate", "main_validate", "judge vs classification metrics"),
     ("ablate",): ("paralm.runs.ablate", "main", "run ablation rows and write the report"),
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         bind_ranks_to_rank0()  # before the slow imports: a DDP rank > 0 dies with rank 0 even while importing
         from paralm.lightning_cli import run_lightning_cli
 
-        return run_lightning_cli(argv)
+        return run_lightning_cli(argv, debug=debug)
     found = _find(argv)
     if found is None:
         from paralm.secrets import mask_secrets
