@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if found is None:
         from paralm.secrets import mask_secrets
 
-        print(mask_secrets(f"paralm: unknown command {' '.join(argv[:2])!r}; `paralm --help` lists the commands"),
-              file=sys.stderr)
+        known = ", ".join([*LIGHTNING_COMMANDS, *(" ".join(w) for w in COMMANDS)])
+        print(mask_secrets(f"paralm: unknown command {' '.join(argv[:2])!r}; commands: {known} "
+                           "(`paralm --help` explains each)"), file=sys.stderr)
         return EXIT_USER_ERROR
     words, rest = found
     if "--debug" in rest:  # the global flag is also accepted after a non-Lightning command
