@@ -24,8 +24,8 @@ def load_trained(ckpt_path: str | Path) -> SpeechLM:
     torch and the model are imported here, after the path is checked, so a wrong path is reported at once."""
     if not Path(ckpt_path).is_file():
         raise UserError(f"checkpoint {ckpt_path} does not exist (give a .ckpt written by `paralm fit`)")
-    from paralm.checkpointing import load_verified
     from paralm.dataclass_io import from_dict
+    from paralm.fault.checkpoint_io import load_verified
     from paralm.model.config import SpeechLMConfig
     from paralm.model.llm import build_tokenizer
     from paralm.model.speech_lm import SpeechLM

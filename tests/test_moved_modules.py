@@ -1,21 +1,67 @@
 """Public names that moved keep their old import path: configs, checkpoints and users' code name them."""
 
 import importlib
+from pathlib import Path
 
 import pytest
 
-MOVED = [
-    # (old module, new module, names)
-    ("paralm.eval.jsonl", "paralm.formats.jsonl",
-     ["JsonlAppender", "read_jsonl", "write_jsonl_atomic", "write_text_atomic"]),
-    ("paralm.eval.predictions", "paralm.formats.predictions",
-     ["LABEL_KINDS", "QUESTION_TYPES", "PredictionRow", "read_predictions", "write_predictions"]),
-    ("paralm.eval.bootstrap", "paralm.stats.bootstrap", ["BootstrapResult", "bootstrap_ci", "mean_ci", "percentile_ci"]),
+MOVED = [  # (old module path, new module path)
+    ("paralm.eval.jsonl", "paralm.formats.jsonl"),
+    ("paralm.eval.predictions", "paralm.formats.predictions"),
+    ("paralm.eval.bootstrap", "paralm.stats.bootstrap"),
+    ("paralm.checkpointing", "paralm.fault.checkpoint_io"),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "names"), MOVED, ids=[m[0] for m in MOVED])
-def test_old_import_path_gives_the_same_objects(old, new, names):
+@pytest.mark.parametrize(("old", "new"), MOVED, ids=[m[0] for m in MOVED])
+def test_old_import_path_is_the_moved_module(old, new):
+    """The old name is the module itself: its names resolve, and a patch through either path is seen by both."""
     old_mod, new_mod = importlib.import_module(old), importlib.import_module(new)
-    for name in names:
-        assert getattr(old_mod, name) is getattr(new_mod, name), f"{old}.{name}"
+    assert old_mod is new_mod
+    public = [n for n in dir(new_mod) if not n.startswith("_")]
+    assert public and all(getattr(old_mod, n) is getattr(new_mod, n) for n in public)
+
+
+def test_from_import_through_the_old_path_gives_the_moved_objects():
+    from paralm.checkpointing import AtomicCheckpointIO, load_verified
+    from paralm.eval.bootstrap import mean_ci
+    from paralm.eval.jsonl import JsonlAppender
+    from paralm.eval.predictions import PredictionRow
+    from paralm.fault import checkpoint_io
+    from paralm.formats import jsonl, predictions
+    from paralm.stats import bootstrap
+
+    assert (AtomicCheckpointIO, load_verified) == (checkpoint_io.AtomicCheckpointIO, checkpoint_io.load_verified)
+    assert (mean_ci, JsonlAppender, PredictionRow) == (bootstrap.mean_ci, jsonl.JsonlAppender, predictions.PredictionRow)
+
+
+PRE_MOVE = Path(__file__).parent / "fixtures" / "pre_move"
+
+
+def test_config_saved_before_the_move_builds_the_checkpoint_plugin():
+    """A saved config.yaml names paralm.checkpointing.AtomicCheckpointIO; it still builds that plugin."""
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch.plugins.io import CheckpointIO
+
+    from paralm.fault.checkpoint_io import AtomicCheckpointIO
+
+    parser = ArgumentParser()
+    parser.add_argument("--trainer.plugins", type=list[CheckpointIO])
+    cfg = parser.parse_path(str(PRE_MOVE / "config.yaml"))
+    assert cfg.trainer.plugins[0].class_path == "paralm.checkpointing.AtomicCheckpointIO"
+    plugins = parser.instantiate_classes(cfg).trainer.plugins
+    assert len(plugins) == 1 and type(plugins[0]) is AtomicCheckpointIO
+
+
+def test_checkpoint_written_before_the_move_loads_through_both_paths():
+    import torch
+
+    import paralm.checkpointing as old
+    import paralm.fault.checkpoint_io as new
+
+    for module in (old, new):
+        state = module.load_verified(PRE_MOVE / "last.ckpt")
+        assert torch.equal(state["state_dict"]["net.projector.weight"], torch.arange(6.0).reshape(2, 3))
+        assert module.checkpoint_step(PRE_MOVE / "last.ckpt") == 7
+    state = new.AtomicCheckpointIO().load_checkpoint(PRE_MOVE / "last.ckpt")
+    assert state["global_step"] == 7

@@ -1,5 +1,9 @@
-"""Old import path of `paralm.stats.bootstrap` (moved so that the judge need not import paralm.eval)."""
+"""Old import path of `paralm.stats.bootstrap` (moved so that the judge need not import paralm.eval).
 
-from paralm.stats.bootstrap import BootstrapResult, bootstrap_ci, mean_ci, percentile_ci
+Bound to the moved module itself, so attribute patches through either path reach the same functions."""
 
-__all__ = ["BootstrapResult", "bootstrap_ci", "mean_ci", "percentile_ci"]
+import sys
+
+from paralm.stats import bootstrap
+
+sys.modules[__name__] = bootstrap

@@ -1,5 +1,9 @@
-"""Old import path of `paralm.formats.jsonl` (moved so that the judge need not import paralm.eval)."""
+"""Old import path of `paralm.formats.jsonl` (moved so that the judge need not import paralm.eval).
 
-from paralm.formats.jsonl import JsonlAppender, read_jsonl, write_jsonl_atomic, write_text_atomic
+Bound to the moved module itself, so attribute patches through either path reach the same functions."""
 
-__all__ = ["JsonlAppender", "read_jsonl", "write_jsonl_atomic", "write_text_atomic"]
+import sys
+
+from paralm.formats import jsonl
+
+sys.modules[__name__] = jsonl

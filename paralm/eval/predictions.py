@@ -1,11 +1,9 @@
-"""Old import path of `paralm.formats.predictions` (moved so that the judge need not import paralm.eval)."""
+"""Old import path of `paralm.formats.predictions` (moved so that the judge need not import paralm.eval).
 
-from paralm.formats.predictions import (
-    LABEL_KINDS,
-    QUESTION_TYPES,
-    PredictionRow,
-    read_predictions,
-    write_predictions,
-)
+Bound to the moved module itself, so attribute patches through either path reach the same functions."""
 
-__all__ = ["LABEL_KINDS", "QUESTION_TYPES", "PredictionRow", "read_predictions", "write_predictions"]
+import sys
+
+from paralm.formats import predictions
+
+sys.modules[__name__] = predictions

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paralm.checkpointing import CheckpointError, marker_path, verify
+from paralm.fault.checkpoint_io import CheckpointError, marker_path, verify
 from paralm.fault.exits import EXIT_RESUME_FAILED, FaultExit
 
 log = logging.getLogger(__name__)

@@ -124,7 +124,7 @@ def read_history(trial_dir: Path, metric: str | None) -> list[dict]:
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
     """The trial's `last.ckpt` if complete and intact, else its newest intact checkpoint, else None."""
-    from paralm.checkpointing import CheckpointError, verify
+    from paralm.fault.checkpoint_io import CheckpointError, verify
 
     folder = trial_dir / CHECKPOINT_DIR
     if not folder.is_dir():
