@@ -56,6 +56,16 @@ def survivors(tag: str, grace_s: float = 10.0) -> dict[int, str]:
     return alive
 
 
+def stop_in_process_services() -> None:
+    """End services that libraries started for this pytest process itself (W&B's `wandb-core` serves every
+    in-process `wandb.init` and only exits with its parent): they belong to the run, not to a leaked child."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_behind():
     """Fails the session when a process started by the tests is still alive at its end."""
@@ -63,6 +73,7 @@ def no_process_left_behind():
     yield
     if not Path("/proc").is_dir() or not tag:
         return
+    stop_in_process_services()
     left = survivors(tag)
     if left:
         pytest.fail(f"{len(left)} process(es) started by the tests outlived them (now killed): "
