@@ -76,12 +76,26 @@ KIT_MODEL = {
 }
 
 
-def kit_ablation(tmp: Path, shards: Path, rows: dict | None = None, **overrides) -> dict:
+_SHARED: dict[str, tuple[Path, Path]] = {}
+
+
+def shared_kit(tmp_path_factory) -> tuple[Path, Path]:
+    """(kit shard folder, derived-data cache) made once per test session and shared by every ablation
+    test: with `data.cache` pointing at the same folder, the annotation and generation run once."""
+    if "kit" not in _SHARED:
+        root = tmp_path_factory.mktemp("ablate_kit_shared")
+        _SHARED["kit"] = (make_kit_shards(root), root / "derived")
+    return _SHARED["kit"]
+
+
+def kit_ablation(tmp: Path, shards: Path, rows: dict | None = None, cache: Path | None = None,
+                 **overrides) -> dict:
     """An ablation mapping over the kit corpus (tiny model, few steps, one seed, no W&B)."""
     explicit = {"mode": "explicit", "metadata": "pred:acoustic_fit@oof"}
     doc = {
         "name": "kit", "out": str(Path(tmp) / "out"), "seeds": [0], "model": KIT_MODEL,
-        "data": {"general": str(shards), "folds": 2, "eval_max_items": 24},
+        "data": {"general": str(shards), "folds": 2, "eval_max_items": 24,
+                 **({"cache": str(cache)} if cache else {})},
         "train": {"steps": 4, "batch_size": 4, "eval_batch_size": 16,
                   "optim": {"full_lr": 1e-3, "projector_lr": 1e-3, "warmup_steps": 0},
                   "generation": {"max_new_tokens": 8}},

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from test_ablate_kit import kit_ablation, make_kit_shards, write_ablation
+from test_ablate_kit import kit_ablation, shared_kit, write_ablation
 
 from paralm.eval.predictions import read_predictions
 from paralm.runs.ablate import main
@@ -16,14 +16,14 @@ from paralm.runs.ablate_metrics import item_values
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("quick")
-    shards = make_kit_shards(tmp)
+    shards, cache = shared_kit(tmp_path_factory)
     rows = {
         "baseline": {"sources": {"general": 1.0}},
         "oracle": {"sources": {"general": 1.0, "implicit": 1.0},
                    "train_prompt": {"mode": "explicit", "metadata": "pred:acoustic_fit@oof"},
                    "eval_prompt": {"mode": "explicit", "metadata": "gold"}},
     }
-    path = write_ablation(tmp, kit_ablation(tmp, shards, rows=rows, headline=["oracle", "baseline"]))
+    path = write_ablation(tmp, kit_ablation(tmp, shards, rows=rows, cache=cache, headline=["oracle", "baseline"]))
     assert main([str(path)]) == 0
     return Path(tmp) / "out"
 

@@ -3,17 +3,17 @@
 from pathlib import Path
 
 import pytest
-from test_ablate_kit import kit_ablation, make_kit_shards, write_ablation
+from test_ablate_kit import kit_ablation, shared_kit, write_ablation
 
 from paralm.demo import main
 
 
-def test_demo_prints_table_and_report_paths(tmp_path, capsys):
-    shards = make_kit_shards(tmp_path)
+def test_demo_prints_table_and_report_paths(tmp_path, tmp_path_factory, capsys):
+    shards, cache = shared_kit(tmp_path_factory)
     rows = {"baseline": {"sources": {"general": 1.0}}, "implicit": {"sources": {"general": 1.0, "implicit": 1.0}},
             "control": {"sources": {"general": 1.0, "control": 1.0}}}
     path = write_ablation(tmp_path, kit_ablation(tmp_path, shards, rows=rows, headline=["implicit", "control"],
-                                                 seeds=[0, 1]))
+                                                 seeds=[0, 1], cache=cache))
     assert main(["--config", str(path), "--rows", "implicit,control", "--seeds", "1", "--steps", "2"]) == 0
     out = capsys.readouterr().out
     assert "| implicit |" in out and "| control |" in out and "| baseline |" not in out

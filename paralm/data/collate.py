@@ -175,6 +175,7 @@ class Collator:
             "is_pad": item.is_pad,
             "prompt": self.prompt.describe(),
             "metadata_missing": enc.missing,
+            **({"cue_labels": meta["cue_labels"]} if "cue_labels" in meta else {}),  # permuted-metadata control
         }
 
     def _pad_text(self, encoded: list[_Encoded]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

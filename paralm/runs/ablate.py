@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from paralm.fault.exits import UserError
-from paralm.runs.ablate_config import AblationConfig, load_ablation, select
+from paralm.runs.ablate_config import AblationConfig, cache_root, load_ablation, select
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
     out = Path(cfg.out)
     if not report_only:
         t0 = time.time()
-        paths = prepare(cfg.data, out / "cache")
+        paths = prepare(cfg.data, cache_root(cfg))
         print(f"ablate: derived data ready in {time.time() - t0:.0f} s ({', '.join(paths)})")
         todo = [(row, seed) for seed in cfg.seeds for row in cfg.rows if not is_finished(out, row, seed)]
         skipped = len(cfg.rows) * len(cfg.seeds) - len(todo)

@@ -51,6 +51,9 @@ class DataSettings:
         generator_seed: seed of the template generator (same for implicit and control).
         eval_max_items: evaluate a seeded random subset of this many test questions, the same for every
             row and seed (None: all of them).
+        cache: folder of the derived data and the encoder-state cache (default: `<out>/cache`); ablations
+            over the same corpus and derivation settings may share one (each derivation gets its own
+            fingerprinted subfolder).
     """
 
     general: str = "data/demo/shards/general"
@@ -61,6 +64,7 @@ class DataSettings:
     permute_seed: int = 1234
     generator_seed: int = 0
     eval_max_items: int | None = None
+    cache: str | None = None
 
 
 @dataclass
@@ -301,3 +305,8 @@ def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None
     if out is not None:
         new.out = out
     return new
+
+
+def cache_root(cfg: AblationConfig) -> Path:
+    """Where the derived data and encoder states of `cfg` live (`data.cache`, else `<out>/cache`)."""
+    return Path(cfg.data.cache) if cfg.data.cache else Path(cfg.out) / "cache"

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from paralm.fault.exits import FaultExit
-from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig
+from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, cache_root
 
 log = logging.getLogger(__name__)
 CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
@@ -110,7 +110,7 @@ def row_overlay(cfg: AblationConfig, row: str, paths: dict[str, Path]) -> dict:
     every = checkpoint_every(train.steps, train.checkpoint_every)
     checkpoint = {"class_path": CHECKPOINT_CLASS,
                   "init_args": {"every_n_train_steps": every, "save_top_k": -1, "save_last": True}}
-    feature_cache = (str(Path(cfg.out) / "cache" / "features")
+    feature_cache = (str(cache_root(cfg) / "features")
                      if train.feature_cache and cfg.model.encoder.trainable == "frozen" else None)
     return {
         "trainer": {"max_steps": train.steps, "max_epochs": -1, "gradient_clip_val": train.gradient_clip_val or None,

@@ -96,3 +96,7 @@ def copy_cue_rows(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
     Why: the chance level of the permuted-metadata control. A model that copies the block's emotion
     scores exactly this; it is the share of items whose borrowed cue happens to equal their gold label."""
     return [replace(r, answer=f"The speaker sounds {r.extra.get('cue_emotion') or 'unknown'}.") for r in rows]
+
+
+# reference levels: condition -> (condition whose rows they re-pair, how); in scores.json and the report
+DERIVED = {"floor": ("normal", floor_rows), "chance": ("permuted", copy_cue_rows)}

@@ -30,7 +30,7 @@ DONE = "stage_done.json"
 
 def cache_key(data: DataSettings, general_index: Path) -> str:
     """Short hash of the derivation settings and the corpus index (a changed corpus gets a new cache)."""
-    doc = {k: v for k, v in asdict(data).items() if k != "eval_max_items"}
+    doc = {k: v for k, v in asdict(data).items() if k not in ("eval_max_items", "cache")}
     doc["index_sha"] = hashlib.sha256(general_index.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from paralm.eval.predictions import read_predictions
 from paralm.runs.ablate_config import METRICS, AblationConfig
-from paralm.runs.ablate_metrics import SUBSETS, copy_cue_rows, floor_rows, item_values
+from paralm.runs.ablate_metrics import DERIVED, SUBSETS, item_values
 from paralm.runs.ablate_run import is_finished, result_dir
 from paralm.runs.ablate_stats import (
     ScoreMatrix,
@@ -28,8 +28,6 @@ from paralm.runs.ablate_stats import (
 
 CONDITIONS = {"normal": "predictions.jsonl", "shuffled": "predictions_shuffled.jsonl",
               "permuted": "predictions_permuted.jsonl"}
-# reference levels: (file they are computed from, how its rows are re-paired); see ablate_metrics.py
-DERIVED = {"floor": ("normal", floor_rows), "chance": ("permuted", copy_cue_rows)}
 AT_FLOOR = 0.02  # a row within this of its floor on every metric has learned nothing measurable
 HEADLINE_METRICS = ("cp_mention", "dp_acc")
 CSV_FIELDS = ("row", "oracle", "condition", "subset", "metric", "n_seeds", "n_items", "estimate", "ci_low",
@@ -76,7 +74,7 @@ def score_table(cfg: AblationConfig, mats: Matrices) -> list[dict]:
                    n_seeds=len(seeds), n_items=len(items), estimate=est, ci_low=low, ci_high=high,
                    gain_pct=None, gain_low=None, gain_high=None)
         base = mats.get((cfg.baseline, cond, subset, metric))
-        if base is not None and row != cfg.baseline:
+        if base is not None and row != cfg.baseline and cond not in DERIVED:  # no gain for reference levels
             _, both_items, arrays = aligned([mat, base])
             if both_items:
                 rec["gain_pct"], rec["gain_low"], rec["gain_high"] = _ci(

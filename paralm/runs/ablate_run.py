@@ -5,7 +5,8 @@
     results/<row>/seed<k>/predictions_shuffled.jsonl  the same questions, each clip given another's audio
     results/<row>/seed<k>/predictions_permuted.jsonl  rows with a metadata block: each clip shown another
                                                       clip's cues (its own audio); `extra.cue_emotion` says which
-    results/<row>/seed<k>/scores.json                 per-subset metric means of both (+ scorer summary)
+    results/<row>/seed<k>/scores.json                 per-subset metric means of each condition and of the
+                                                      reference levels floor and chance (+ scorer summary)
     results/<row>/seed<k>/judge[_shuffled]/           LLM judge output, when a judge is configured
 
 `scores.json` is written last (atomically), so its presence marks a finished pair and a rerun skips
@@ -31,9 +32,9 @@ from paralm.eval.generation import generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
 from paralm.lit_module import SpeechLMModule
-from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, RowSpec
+from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, RowSpec, cache_root
 from paralm.runs.ablate_fit import train
-from paralm.runs.ablate_metrics import mean_scores
+from paralm.runs.ablate_metrics import DERIVED, mean_scores
 
 log = logging.getLogger(__name__)
 SCORES = "scores.json"
@@ -74,7 +75,7 @@ def _feature_cache_dir(cfg: AblationConfig) -> str | None:
     or feature front end gets new states)."""
     if not cfg.train.feature_cache or cfg.model.encoder.trainable != "frozen":
         return None
-    return str(Path(cfg.out) / "cache" / "features")
+    return str(cache_root(cfg) / "features")
 
 
 def _subsample_test(dm: MixtureDataModule, n: int) -> None:
@@ -176,6 +177,9 @@ def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule,
             write_predictions(run_dir / CONDITION_FILES[cond], preds)
             scores[cond] = mean_scores(preds)
             scores["scorers" if cond == "normal" else f"scorers_{cond}"] = score_predictions(preds)
+            for level, (source, pair) in DERIVED.items():  # reference levels, as the report computes them
+                if source == cond:
+                    scores[level] = mean_scores(pair(preds))
     if cfg.judge is not None:
         from paralm.runs.ablate_judge import judge_predictions
 
