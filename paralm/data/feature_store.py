@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paralm.atomic_files import atomic_open, atomic_write_bytes
 from paralm.data.index import IndexRow
 from paralm.data.reader import LoadedSample, SampleReader, SkipSample, parse_meta, read_raw
 
@@ -71,15 +72,6 @@ class CachedSample(LoadedSample):
         return self.n_samples / self.sample_rate
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def init_store(path: str | os.PathLike, fingerprint: str, hidden_size: int, sample_rate: int,
                settings: dict) -> Path:
     """Create (or check) the store directory of one fingerprint; returns its path."""
@@ -93,7 +85,7 @@ def init_store(path: str | os.PathLike, fingerprint: str, hidden_size: int, samp
         if found.get("fingerprint") != fingerprint:
             raise ValueError(f"{meta} belongs to fingerprint {found.get('fingerprint')!r}, not {fingerprint!r}")
         return path
-    _atomic_write(meta, lambda f: f.write(json.dumps(doc, indent=1, sort_keys=True).encode()))
+    atomic_write_bytes(meta, json.dumps(doc, indent=1, sort_keys=True).encode())
     return path
 
 
@@ -120,10 +112,11 @@ def write_part(store: str | os.PathLike, states: list[torch.Tensor], digests: li
     if states:
         flat = torch.cat([s.detach().cpu() for s in states]).contiguous()
         array = flat.view(torch.uint16).numpy() if dtype == torch.bfloat16 else flat.numpy()
-        _atomic_write(parts / f"{part_id}.npy", lambda f: np.save(f, array, allow_pickle=False))
+        with atomic_open(parts / f"{part_id}.npy", "wb") as f:
+            np.save(f, array, allow_pickle=False)
     doc = {"dtype": name, "entries": entries, "skips": {k: list(v) for k, v in skips.items()}}
     target = parts / f"{part_id}.json"
-    _atomic_write(target, lambda f: f.write(json.dumps(doc).encode()))
+    atomic_write_bytes(target, json.dumps(doc).encode())
     return target
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from paralm.atomic_files import atomic_open
 from paralm.data.schema import loads_strict
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.tario import sha256_file
@@ -211,12 +212,8 @@ class ShardIndex:
             "pack_skipped": [asdict(r) for r in self.pack_skipped],
         }
         path = self.root / INDEX_NAME
-        tmp = path.with_name(f".{INDEX_NAME}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(path, "w", encoding="utf-8") as f:
             json.dump(doc, f, ensure_ascii=False, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         return path
 
     def filter(

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from paralm.atomic_files import atomic_open
 from paralm.fault.exits import EXIT_SKIP_RATE, FaultExit
 
 SKIP_REASONS: tuple[str, ...] = (
@@ -152,12 +153,9 @@ class SkipCounter:
     def write_skipped(self, path: str | os.PathLike) -> Path:
         """Write the kept records as jsonl (key, shard, reason, detail), replacing the file atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(path, "w", encoding="utf-8") as f:
             for record in self.records:
                 f.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
         return path
 
     def check_rate(self, max_rate: float, min_seen: int = 100) -> None:

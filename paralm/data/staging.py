@@ -16,6 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
+from paralm.atomic_files import replace_durably
 from paralm.fault.exits import UserError
 
 # hidden names a killed writer leaves: staging folders, tar shards and temp files of atomic writes
@@ -94,11 +95,11 @@ def publish(staging: Path, out: Path) -> int:
     if out.is_dir() and any(out.iterdir()):
         old_entries = sum(1 for _ in out.iterdir())
         aside = out.parent / f".{out.name}.replaced-{os.getpid()}"
-        os.replace(out, aside)
-        os.replace(staging, out)
+        replace_durably(out, aside)
+        replace_durably(staging, out)
         shutil.rmtree(aside, ignore_errors=True)
         return old_entries
     if out.is_dir():
         out.rmdir()
-    os.replace(staging, out)
+    replace_durably(staging, out)
     return old_entries

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from paralm.atomic_files import replace_durably, temp_name
+
 BLOCK = 512
 AUDIO_EXTS: tuple[str, ...] = ("flac", "ogg", "opus", "wav", "mp3")
 UNSUPPORTED_EXTS: tuple[str, ...] = ("pyd", "pickle", "pkl")
@@ -203,7 +205,7 @@ class TarWriter:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self.tmp = temp_name(self.path, "partial")
         self._f = open(self.tmp, "wb")
         self._sha = hashlib.sha256()
         self.offset = 0
@@ -228,7 +230,7 @@ class TarWriter:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        os.replace(self.tmp, self.path)
+        replace_durably(self.tmp, self.path)
         return self._sha.hexdigest(), self.offset
 
     def abort(self) -> None:

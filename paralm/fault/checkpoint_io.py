@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from paralm.atomic_files import atomic_write_bytes  # a module global: fault tests patch it here
 from paralm.fault.exits import EXIT_NONFINITE_HALT, EXIT_RESUME_FAILED, FaultExit
 
 MARKER_SUFFIX = ".ok"
@@ -39,30 +39,6 @@ class NonFiniteCheckpointError(CheckpointError):
     """Refused to write a checkpoint holding NaN/inf weights or optimiser state."""
 
     exit_code = EXIT_NONFINITE_HALT
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes so that `path` holds either its old content or all of `data`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def marker_path(path: str | Path) -> Path:

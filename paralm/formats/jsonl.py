@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from paralm.atomic_files import atomic_open, atomic_write_text
 
 
 def read_jsonl(path: str | Path, allow_truncated_tail: bool = False) -> Iterator[tuple[int, dict]]:
@@ -48,35 +49,14 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> None:
 
     Readers see either the old file or the complete new one, never a prefix.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(_dump(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(_dump(row) + "\n")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Same guarantee as `write_jsonl_atomic`, for a summary or report file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 class JsonlAppender:

