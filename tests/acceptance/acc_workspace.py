@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-LINKED = ("experiments", "data", "sweeps", "paralm", "callbacks", "docs", "benchmarks", "tests", "Makefile",
+LINKED = ("experiments", "data", "sweeps", "callbacks", "docs", "benchmarks", "tests", "Makefile",
           "pyproject.toml")
 DEMO_SHARDS = "data/demo/shards/general"
 
@@ -88,6 +88,8 @@ class Workspace:
             out, code = proc.stdout + proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as late:
             out, code = f"timed out after {timeout}s\n{late.stdout or ''}{late.stderr or ''}", 124
+        except FileNotFoundError as missing:  # a program that is not installed: the shell's code
+            out, code = f"{missing}", 127
         return Result(argv, code, out, time.monotonic() - start)
 
 
@@ -96,9 +98,26 @@ def make_workspace(path: Path) -> Workspace:
     for name in LINKED:
         if not (path / name).exists():
             (path / name).symlink_to(ROOT / name)
+    _mirror_package(path / "paralm")
     write_yaml(path / "cpu_overlay.yaml", CPU_OVERLAY)
     write_yaml(path / "my_overlay.yaml", CPU_OVERLAY)  # README: `--config my_overlay.yaml`
     return Workspace(path)
+
+
+def _mirror_package(dest: Path) -> None:
+    """paralm/ as a real folder of links, with the scripts users run by path (`python paralm/launch.py`)
+    as real files: Python puts a script's resolved folder on sys.path, and launch.py removes its own
+    folder from there by its unresolved path, so a linked script would see paralm/ shadow the stdlib."""
+    if dest.exists():
+        return
+    dest.mkdir()
+    for child in (ROOT / "paralm").iterdir():
+        if child.name == "__pycache__":
+            continue
+        if child.name == "launch.py":
+            shutil.copy2(child, dest / child.name)
+        else:
+            (dest / child.name).symlink_to(child)
 
 
 def write_yaml(path: Path, data: dict) -> Path:

@@ -16,6 +16,7 @@ from acc_workspace import FIT_STEPS, ROOT, make_workspace
 from paralm.runs.sweep_check import cli_argv, parse_with_cli, probe_points
 from paralm.runs.sweep_spec import SweepSpec
 
+pytestmark = pytest.mark.timeout(900)  # subprocess fits on a busy 2-core machine
 EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.yaml"))
 ABLATIONS = [p for p in EXPERIMENTS if "rows" in (yaml.safe_load(p.read_text()) or {})]
 FIT_CONFIGS = [p for p in EXPERIMENTS if p not in ABLATIONS]

@@ -95,6 +95,7 @@ def test_extraction_finds_the_commands_a_user_types():
     assert "paralm sweep sweeps/X.yaml --count N" in texts  # an inline span across a line break
 
 
+@pytest.mark.timeout(1800)  # a command runs after the earlier ones of its block (a fit, export, predict...)
 @pytest.mark.parametrize("plan", [pytest.param(p, id=p.command.id, marks=[pytest.mark.slow] if p.slow else [])
                                   for p in PLANS])
 def test_documented_command(plan, runner):

@@ -14,6 +14,7 @@ from acc_workspace import VENV_BIN, Workspace
 
 from paralm.cli import COMMANDS, LIGHTNING_COMMANDS, main
 
+pytestmark = pytest.mark.timeout(900)  # subprocess fits on a busy 2-core machine
 ALL = [(c,) for c in LIGHTNING_COMMANDS] + list(COMMANDS)
 
 

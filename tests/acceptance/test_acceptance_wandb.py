@@ -15,6 +15,7 @@ import pytest
 from acc_workspace import FIT_STEPS, make_workspace, write_yaml
 from wandb_offline import history, records
 
+pytestmark = pytest.mark.timeout(900)  # subprocess fits on a busy 2-core machine
 RUN, GROUP = "acc-run", "acc-group"
 JUDGE_REPLY = json.dumps({"rationale": "close to the reference", "rating": 4})
 
