@@ -3,6 +3,7 @@ training config, loaded through `paralm.predict.load_for_prediction`, with the p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +32,7 @@ def training_prompt(source: str | Path, configs: list[str] | None = None) -> Pro
     if path.is_dir():
         if configs:
             return train_prompt_from_configs(configs)
-        from paralm.model.export import read_prompt
-
-        try:
-            record = read_prompt(path)
-        except (FileNotFoundError, ValueError) as err:
-            raise UserError(f"{path}: {err}") from None
-        return prompt_from_record(record, path)
+        return prompt_from_record(_export_meta(path).get("prompt"), path)
     if not path.is_file():
         raise UserError(f"{source}: no such export folder or checkpoint file")
     files = configs or [f for f in [find_run_config(path)] if f is not None]
@@ -45,6 +40,18 @@ def training_prompt(source: str | Path, configs: list[str] | None = None) -> Pro
         raise UserError(f"{path}: no training config to rebuild its prompt from; give --config <run>/config.yaml "
                         "(written by `paralm fit`) or answer from an export folder")
     return train_prompt_from_configs(files)
+
+
+def _export_meta(folder: Path) -> dict:
+    """config.json of an export, read without importing the model code (a refusal costs no torch import)."""
+    file = folder / "config.json"
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{folder}: not an export folder of `paralm export` ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "paralm-speech-lm":
+        raise UserError(f"{file} is not a paralm export config (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    return meta
 
 
 def load_answering_model(source: str | Path, configs: list[str] | None = None) -> AnsweringModel:
