@@ -21,7 +21,10 @@ MAX_NEW_TOKENS = 6
 KEY = "sk-servetest-0123456789abcdef"
 
 
-def tiny_export(folder: Path, prompt: PromptConfig | None = PromptConfig()) -> Path:
+PLAIN = PromptConfig()
+
+
+def tiny_export(folder: Path, prompt: PromptConfig | None = PLAIN) -> Path:
     """An export folder of a tiny random SpeechLM; prompt None writes one without prompt settings."""
     torch.manual_seed(1)
     model = SpeechLM.from_config(tiny_speech_lm_config())
