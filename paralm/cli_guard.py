@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable, Iterator
 
 from paralm.fault.exits import EXIT_BUG, EXIT_USER_ERROR, FaultExit, UserError
-from paralm.secrets import ALLOWED_NAME_SUFFIX, KEY_SHAPE, SECRET_NAME, SecretInConfigError, mask_secrets
+from paralm.secret_guard import ALLOWED_NAME_SUFFIX, KEY_SHAPE, SECRET_NAME, SecretInConfigError, mask_secrets
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Exceptions that, escaping a command, are the user's mistake rather than a bug.

@@ -1,6 +1,8 @@
 """Public names that moved keep their old import path: configs, checkpoints and users' code name them."""
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,10 @@ MOVED = [  # (old module path, new module path)
     ("paralm.eval.predictions", "paralm.formats.predictions"),
     ("paralm.eval.bootstrap", "paralm.stats.bootstrap"),
     ("paralm.checkpointing", "paralm.fault.checkpoint_io"),
+    ("paralm.secrets", "paralm.secret_guard"),
+    ("paralm.features_cache", "paralm.feature_store_fill"),
+    ("paralm.fault.nonfinite", "callbacks.nonfinite"),
+    ("paralm.runs.sweep_callback", "callbacks.sweep_trial"),
 ]
 
 
@@ -35,7 +41,8 @@ def test_from_import_through_the_old_path_gives_the_moved_objects():
     assert (mean_ci, JsonlAppender, PredictionRow) == (bootstrap.mean_ci, jsonl.JsonlAppender, predictions.PredictionRow)
 
 
-PRE_MOVE = Path(__file__).parent / "fixtures" / "pre_move"
+ROOT = Path(__file__).resolve().parents[1]
+PRE_MOVE = ROOT / "tests" / "fixtures" / "pre_move"
 
 
 def test_config_saved_before_the_move_builds_the_checkpoint_plugin():
@@ -65,3 +72,23 @@ def test_checkpoint_written_before_the_move_loads_through_both_paths():
         assert module.checkpoint_step(PRE_MOVE / "last.ckpt") == 7
     state = new.AtomicCheckpointIO().load_checkpoint(PRE_MOVE / "last.ckpt")
     assert state["global_step"] == 7
+
+
+def test_no_module_in_paralm_shadows_the_standard_library_secrets():
+    """Run as a file, paralm/launch.py has paralm/ on sys.path: nothing there may be called secrets."""
+    assert not (ROOT / "paralm" / "secrets.py").exists() and not (ROOT / "paralm" / "secrets").exists()
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import secrets, paralm.secrets; "
+            "print(secrets.token_hex.__module__, paralm.secrets.mask_secrets('sk-' + 'a' * 20))")
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "paralm")], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["secrets", "***"]
+
+
+def test_lightning_callbacks_live_in_the_callbacks_package():
+    import callbacks
+    from paralm.runs.sweep import CALLBACK
+
+    assert callbacks.NonFiniteGuard.__module__ == "callbacks.nonfinite"
+    assert CALLBACK == "callbacks.sweep_trial.SweepTrialCallback"
+    assert importlib.import_module("paralm.runs.sweep_callback").SweepTrialCallback.__module__ == "callbacks.sweep_trial"

@@ -47,7 +47,7 @@ from paralm.runs.sweep_trial import (
     read_history,
 )
 
-CALLBACK = "paralm.runs.sweep_callback.SweepTrialCallback"
+CALLBACK = "callbacks.sweep_trial.SweepTrialCallback"
 LOGGER = "lightning.pytorch.loggers.WandbLogger"
 
 
