@@ -79,3 +79,24 @@ def test_metadata_text_parses_labels_and_refuses_unknown_fields_and_non_numbers(
         parse_metadata_text("mood=happy")
     with pytest.raises(ValueError, match="arousal='high' is not a number"):
         parse_metadata_text("arousal=high")
+
+
+def test_export_records_the_training_prompt_from_the_run_config_and_ask_reads_it_back(setup, tmp_path):
+    from paralm.export import _record_training_prompt
+    from paralm.prompt_record import find_run_config
+    from paralm.serve.model_source import training_prompt
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(b"")
+    (run / "config.yaml").write_text("data:\n  train_prompt:\n    mode: explicit\n    metadata: pred:ser@oof\n"
+                                     "    numbers: false\n    system: Be brief.\n")
+    assert find_run_config(ckpt) == run / "config.yaml"
+    export = tiny_export(tmp_path / "export", prompt=None)
+    _record_training_prompt(ckpt, export, None)
+    recorded = json.loads((export / "config.json").read_text())["prompt"]
+    assert recorded["from"] == [str(run / "config.yaml")]
+    assert training_prompt(export) == PromptConfig(mode="explicit", metadata="pred:ser@oof", numbers=False,
+                                                   system="Be brief.")
+    assert training_prompt(ckpt) == training_prompt(export)  # a checkpoint reads its run's config.yaml
