@@ -174,3 +174,49 @@ def test_ignoring_the_metadata_block_gives_a_drop_whose_interval_spans_zero(cont
     drop, rec = _permuted(cfg, IgnoreTheBlock)
     assert 0.0 < rec[("normal", "dp_acc")]["estimate"] < 1.0
     assert drop["drop"]["ci_low"] <= 0.0 <= drop["drop"]["ci_high"]
+
+
+# ---- kill -9 during a row's training, then rerun -------------------------------------------------------
+def _kill9_ablation(tmp: Path, shards: Path, cache: Path) -> tuple[Path, object]:
+    doc = kit_ablation(tmp, shards, rows={"baseline": {"sources": {"general": 1.0}}}, cache=cache,
+                       train={**TRAIN, "steps": 60, "checkpoint_every": 4}, headline=["baseline", "baseline"])
+    return write_ablation(tmp, doc), parse_ablation(doc)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_row_then_rerun_resumes_from_its_checkpoint_with_uninterrupted_weights(tmp_path_factory):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from fitprobe import PARALM
+
+    shards, cache = shared_kit(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("kill9")
+    path, cfg = _kill9_ablation(tmp, shards, cache)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(tmp / "first.log", "w") as log:
+        proc = subprocess.Popen([str(PARALM), "ablate", str(path)], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        try:
+            while trained_step(cfg, "baseline", 0)[0] < 8 and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.02)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    killed_at, _ = trained_step(cfg, "baseline", 0)
+    assert 8 <= killed_at < 60, (tmp / "first.log").read_text()[-2000:]
+
+    rerun = run_paralm(["ablate", str(path)], timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    said = re.search(r"baseline-seed0 resumes from step (\d+)", rerun.stdout)
+    assert said is not None and int(said.group(1)) >= killed_at, rerun.stdout[-2000:]
+
+    clean_tmp = tmp_path_factory.mktemp("kill9_clean")
+    clean_path, clean_cfg = _kill9_ablation(clean_tmp, shards, cache)
+    assert main([str(clean_path)]) == 0
+    resumed, clean = (_weights(trained_step(c, "baseline", 0)[1]) for c in (cfg, clean_cfg))
+    assert max((resumed[k] - clean[k]).abs().max().item() for k in clean) == 0.0

@@ -1,9 +1,10 @@
-"""`paralm ablate ABLATION.yaml [--rows a,b] [--seeds N] [--steps N] [--out DIR] [--report-only]`.
+"""`paralm ablate ABLATION.yaml [--rows a,b] [--seeds N] [--steps N] [--out DIR] [--report-only] [--launcher L]`.
 
-Prepares the derived data once (paralm/runs/ablate_prepare.py), trains and evaluates every (row, seed)
-that has no finished result folder yet (paralm/runs/ablate_run.py), then writes the report from the
-result folders (paralm/runs/ablate_report.py) and prints its tables. A rerun skips finished pairs, so
-an interrupted ablation resumes where it stopped.
+Prepares the derived data once (paralm/runs/ablate_prepare.py), trains every (training signature, seed)
+pair that has an unfinished row through `paralm fit` (paralm/runs/ablate_fit.py, on the launcher of
+paralm/runs/ablate_launch.py), evaluates its rows (paralm/runs/ablate_run.py), then writes the report
+from the result folders (paralm/runs/ablate_report.py) and prints its tables. A rerun keeps finished
+pairs and resumes an interrupted training from its newest verified checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: the file's `out`)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from finished results")
     p.add_argument("--verbose", action="store_true", help="show Lightning's own output for every run")
+    p.add_argument("--launcher", choices=("local", "fabric", "torchrun", "slurm"), default=None,
+                   help="where pairs train (default: the file's `launcher`, else local; see ablate_launch.py)")
+    p.add_argument("--devices", type=int, default=None, help="processes (GPUs) per pair for fabric/torchrun/slurm")
+    p.add_argument("--fit-config", action="append", default=[], metavar="YAML",
+                   help="extra `paralm fit` config applied after the base and before each row (repeatable)")
+    p.add_argument("--prepare-only", action="store_true", help="only prepare the derived data (slurm's first job)")
+    p.add_argument("--pair-index", type=int, default=None,
+                   help="train and evaluate only pair i of the file's (training signature, seed) pairs (job arrays)")
     return p
 
 
@@ -44,29 +52,53 @@ def _quiet_lightning() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool = False) -> dict:
-    """Run the missing (row, seed) pairs of `cfg` and write the report; returns write_report's result."""
+def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool = False,
+                 prepare_only: bool = False, pair_index: int | None = None, config_path: str | None = None,
+                 cli_args: list[str] | None = None) -> dict | None:
+    """Run the missing (row, seed) pairs of `cfg` and write the report; returns write_report's result
+    (None when only the derived data was prepared, one pair of a job array was run, or slurm scripts were
+    written: the report is then built by `--report-only`)."""
     from paralm.runs.ablate_prepare import prepare
     from paralm.runs.ablate_report import write_report
-    from paralm.runs.ablate_run import is_finished, train_and_evaluate
 
     if not verbose:
         _quiet_lightning()
-    out = Path(cfg.out)
     if not report_only:
+        groups = _training_groups(cfg, [(row, seed) for seed in cfg.seeds for row in cfg.rows])
+        if cfg.launcher == "slurm" and pair_index is None and not prepare_only:  # the jobs prepare and train
+            from paralm.runs.ablate_launch import write_slurm
+
+            folder = write_slurm(config_path or "ABLATION.yaml", cfg.out, len(groups), cli_args or [], cfg.devices)
+            print(f"ablate: {len(groups)} pair(s); slurm scripts in {folder}; submit with {folder / 'submit.sh'}")
+            return None
         t0 = time.time()
         paths = prepare(cfg.data, cache_root(cfg))
         print(f"ablate: derived data ready in {time.time() - t0:.0f} s ({', '.join(paths)})")
-        todo = [(row, seed) for seed in cfg.seeds for row in cfg.rows if not is_finished(out, row, seed)]
-        skipped = len(cfg.rows) * len(cfg.seeds) - len(todo)
-        if skipped:
-            print(f"ablate: {skipped} finished (row, seed) pair(s) kept from an earlier run")
-        torch.set_num_threads(max(1, cfg.train.threads))
-        for names, seed in tqdm(_training_groups(cfg, todo), desc="ablation trainings", unit="run"):
-            t1 = time.time()
-            train_and_evaluate(cfg, names, seed, paths)
-            tqdm.write(f"ablate: {'+'.join(names)} seed {seed} done in {time.time() - t1:.0f} s")
+        if prepare_only:
+            return None
+        if pair_index is not None:
+            if not 0 <= pair_index < len(groups):
+                raise UserError(f"--pair-index {pair_index}: this ablation has pairs 0..{len(groups) - 1}")
+            groups = [groups[pair_index]]
+        _run_pairs(cfg, groups, paths)
+        if pair_index is not None:
+            return None
     return write_report(cfg)
+
+
+def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: dict) -> None:
+    """Train and evaluate every group with an unfinished row; finished rows are kept."""
+    from paralm.runs.ablate_run import is_finished, train_and_evaluate
+
+    todo = [(names, seed, [n for n in names if not is_finished(cfg.out, n, seed)]) for names, seed in groups]
+    kept = sum(len(names) - len(left) for names, _, left in todo)
+    if kept:
+        print(f"ablate: {kept} finished (row, seed) pair(s) kept from an earlier run")
+    torch.set_num_threads(max(1, cfg.train.threads))
+    for names, seed, left in tqdm([t for t in todo if t[2]], desc="ablation trainings", unit="run"):
+        t1 = time.time()
+        train_and_evaluate(cfg, names, seed, paths, evaluate=left)
+        tqdm.write(f"ablate: {'+'.join(left)} seed {seed} done in {time.time() - t1:.0f} s")
 
 
 def _training_groups(cfg: AblationConfig, todo: list[tuple[str, int]]) -> list[tuple[list[str], int]]:
@@ -84,10 +116,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     try:
-        cfg = select(load_ablation(args.config), rows=rows, seeds=args.seeds, steps=args.steps, out=args.out)
+        cfg = select(load_ablation(args.config), rows=rows, seeds=args.seeds, steps=args.steps, out=args.out,
+                     launcher=args.launcher, devices=args.devices, fit_configs=args.fit_config)
     except ValueError as err:  # an invalid ablation file or option: one line, exit 2 (paralm/cli_guard.py)
         raise UserError(str(err)) from err
-    result = run_ablation(cfg, verbose=args.verbose, report_only=args.report_only)
+    result = run_ablation(cfg, verbose=args.verbose, report_only=args.report_only, prepare_only=args.prepare_only,
+                          pair_index=args.pair_index, config_path=args.config, cli_args=_passed_on(argv or []))
+    if result is None:
+        return 0
     print(result["markdown"])
     print(f"report: {result['paths']['md']}\nplot:   {result['paths']['png']}\ntable:  {result['paths']['csv']}")
     return 0
+
+
+def _passed_on(argv: list[str]) -> list[str]:
+    """The command-line choices a slurm task must repeat (everything but the file, --launcher and the
+    one-shot modes), so every task sees the same rows, seeds, steps and output folder."""
+    drop_with_value, drop = {"--launcher", "--pair-index"}, {"--prepare-only", "--report-only"}
+    out, skip = [], False
+    for word in argv[1:] if argv else []:
+        if skip:
+            skip = False
+        elif word in drop_with_value:
+            skip = True
+        elif word.split("=", 1)[0] not in drop | drop_with_value:
+            out.append(word)
+    return out

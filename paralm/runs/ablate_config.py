@@ -171,6 +171,12 @@ class AblationConfig:
         n_boot: bootstrap resamples of every interval.
         logging: run tracking.
         judge: LLM judge settings (None: deterministic scorers only).
+        launcher: where each (training signature, seed) pair trains: local (this process), fabric or
+            torchrun (`devices` processes on this node), slurm (job scripts; see paralm/runs/ablate_launch.py).
+        devices: processes (GPUs) per pair for fabric, torchrun and slurm.
+        fit_configs: extra `paralm fit` configs applied after the base and before each row's overlay (e.g. a
+            cluster's trainer settings, or a tiny CPU model to smoke-test a GPU ablation), relative to the
+            working directory.
     """
 
     name: str
@@ -185,6 +191,9 @@ class AblationConfig:
     n_boot: int = 1000
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     judge: JudgeSettings | None = None
+    launcher: str = "local"
+    devices: int = 1
+    fit_configs: list[str] = field(default_factory=list)
     base_config: str | None = None
 
 
@@ -272,6 +281,13 @@ def check_consistency(cfg: AblationConfig) -> None:
         raise ValueError(f"seeds: give at least one seed, each once; got {cfg.seeds}")
     if cfg.logging.wandb not in ("offline", "online", "disabled"):
         raise ValueError(f"logging.wandb: unknown mode {cfg.logging.wandb!r}; valid: offline, online, disabled")
+    if cfg.launcher not in ("local", "fabric", "torchrun", "slurm"):
+        raise ValueError(f"launcher: unknown launcher {cfg.launcher!r}; valid: local, fabric, torchrun, slurm")
+    if cfg.devices < 1:
+        raise ValueError(f"devices must be >= 1, got {cfg.devices}")
+    missing = [f for f in cfg.fit_configs if not Path(f).is_file()]
+    if missing:
+        raise ValueError(f"fit_configs: no such file(s) {missing} (relative to the working directory)")
     if cfg.data.folds < 2:
         raise ValueError(f"data.folds: out-of-fold predictions need >= 2 folds, got {cfg.data.folds}")
     if cfg.train.steps < 1 or cfg.train.batch_size < 1:
@@ -287,10 +303,15 @@ def load_ablation(path: str | Path) -> AblationConfig:
 
 
 def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None = None,
-           steps: int | None = None, out: str | None = None) -> AblationConfig:
-    """A copy narrowed by command-line choices (a subset of rows, the first N seeds, other steps or out)."""
+           steps: int | None = None, out: str | None = None, launcher: str | None = None,
+           devices: int | None = None, fit_configs: list[str] | None = None) -> AblationConfig:
+    """A copy narrowed by command-line choices (a subset of rows, the first N seeds, other steps or out,
+    another launcher or device count, extra fit configs)."""
     new = dataclasses.replace(cfg, rows=dict(cfg.rows), seeds=list(cfg.seeds),
-                              train=dataclasses.replace(cfg.train))
+                              train=dataclasses.replace(cfg.train), fit_configs=list(cfg.fit_configs))
+    new.launcher = launcher or cfg.launcher
+    new.devices = devices or cfg.devices
+    new.fit_configs += list(fit_configs or [])
     if rows:
         unknown = [r for r in rows if r not in cfg.rows]
         if unknown:
@@ -304,6 +325,7 @@ def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None
         new.train.steps = int(steps)
     if out is not None:
         new.out = out
+    check_consistency(new)
     return new
 
 

@@ -82,12 +82,15 @@ def _write_yaml(path: Path, doc: dict, header: str) -> None:
 
 
 def _base_callbacks(cfg: AblationConfig) -> list:
-    """The base config's own callbacks (an overlay's list replaces the base's, so they are repeated)."""
+    """The base config's own callbacks (an overlay's list replaces the base's, so they are repeated), less
+    its ModelCheckpoint (the row's own replaces it) and, without a logger, a LearningRateMonitor (it
+    refuses to run without one)."""
     if not cfg.base_config:
         return []
     doc = yaml.safe_load(Path(cfg.base_config).read_text()) or {}
     callbacks = (doc.get("trainer") or {}).get("callbacks") or []
-    return [c for c in callbacks if not str(c.get("class_path", "")).endswith("ModelCheckpoint")]
+    dropped = ("ModelCheckpoint",) + (("LearningRateMonitor",) if cfg.logging.wandb == "disabled" else ())
+    return [c for c in callbacks if not str(c.get("class_path", "")).endswith(dropped)]
 
 
 def _prompt(cfg: AblationConfig, prompt) -> dict:
@@ -139,7 +142,8 @@ def write_overlay(cfg: AblationConfig, row: str, paths: dict[str, Path]) -> Path
 
 def fit_args(cfg: AblationConfig, row: str, seed: int, paths: dict[str, Path]) -> list[str]:
     """The `paralm fit` arguments that train (row, seed); printed so a user can run them by hand."""
-    return ["fit", "--config", str(base_config(cfg)), "--config", str(write_overlay(cfg, row, paths)),
+    extra = [w for f in cfg.fit_configs for w in ("--config", str(f))]
+    return ["fit", "--config", str(base_config(cfg)), *extra, "--config", str(write_overlay(cfg, row, paths)),
             "--seed_everything", str(seed), "--run_name", run_name(row, seed), "--run_group", cfg.name,
             "--trainer.default_root_dir", str(runs_root(cfg)), "--resume", "auto_or_new"]
 
@@ -154,7 +158,7 @@ def trained_step(cfg: AblationConfig, row: str, seed: int) -> tuple[int, Path | 
 
 def train(cfg: AblationConfig, row: str, seed: int, paths: dict[str, Path]) -> Path:
     """Train (row, seed) through `paralm fit` (resuming an interrupted run); returns the final checkpoint."""
-    from paralm.lightning_cli import run_lightning_cli
+    from paralm.runs.ablate_launch import run_fit
 
     step, found = trained_step(cfg, row, seed)
     if step >= cfg.train.steps:
@@ -164,9 +168,18 @@ def train(cfg: AblationConfig, row: str, seed: int, paths: dict[str, Path]) -> P
     if step:
         print(f"ablate: {run_name(row, seed)} resumes from step {step} ({found})", flush=True)
     print("ablate: paralm " + shlex.join(args), flush=True)
-    code = run_lightning_cli(args)
+    code = run_fit(cfg.launcher, args, cfg.devices, str(base_trainer(cfg).get("accelerator", "auto")))
     step, found = trained_step(cfg, row, seed)
     if code != 0 or step < cfg.train.steps:
         raise FaultExit(f"ablate: training {run_name(row, seed)} ended with exit code {code} at step {step} "
                         f"of {cfg.train.steps}", code or 1)
     return found
+
+
+def base_trainer(cfg: AblationConfig) -> dict:
+    """The trainer section of the base config with the extra fit configs over it (shallow, as written)."""
+    trainer = dict(CPU_TRAINER) if not cfg.base_config else {}
+    for path in [cfg.base_config, *cfg.fit_configs]:
+        if path:
+            trainer.update((yaml.safe_load(Path(path).read_text()) or {}).get("trainer") or {})
+    return trainer

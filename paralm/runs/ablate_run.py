@@ -33,7 +33,7 @@ from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
 from paralm.lit_module import SpeechLMModule
 from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, RowSpec, cache_root
-from paralm.runs.ablate_fit import train
+from paralm.runs.ablate_fit import base_trainer, train
 from paralm.runs.ablate_metrics import DERIVED, mean_scores
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def training_signature(cfg: AblationConfig, name: str) -> str:
     return json.dumps({"sources": row.sources, "train_prompt": asdict(row.train_prompt)}, sort_keys=True)
 
 
-def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, paths: dict[str, Path]) -> list[dict]:
+def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, paths: dict[str, Path],
+                       evaluate: list[str] | None = None) -> list[dict]:
     """Train once for rows `names` (one training signature) with `seed` through `paralm fit`
     (paralm/runs/ablate_fit.py), then evaluate each row's eval prompt on normal audio, shuffled audio and
     (explicit rows) permuted metadata, and write its result folder. Returns one scores dict per row."""
@@ -129,34 +130,31 @@ def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, p
     if dm.feature_cache:
         from paralm.features_cache import AUTOCAST_BY_PRECISION, ensure_feature_cache
 
-        autocast = AUTOCAST_BY_PRECISION.get(str(_base_trainer(cfg).get("precision")))
+        autocast = AUTOCAST_BY_PRECISION.get(str(base_trainer(cfg).get("precision")))
         dm.attach_feature_store(ensure_feature_cache(module.net, dm.specs["test"], dm.feature_cache,
                                                      device=module.device, autocast_dtype=autocast))
     dm.batching = replace(dm.batching, batch_size=cfg.train.eval_batch_size)
-    return [_evaluate(cfg, name, seed, module, dm, trained_by=first) for name in names]
+    return [_evaluate(cfg, name, seed, module, dm, trained_by=first) for name in (evaluate or names)]
 
 
 def evaluation_module(cfg: AblationConfig, ckpt: Path) -> SpeechLMModule:
     """The trained weights loaded as `paralm predict` loads them (`load_for_prediction`), on the device
     the base config trains on when it is available."""
+    from paralm.checkpointing import load_verified
+    from paralm.dataclass_io import from_dict
+    from paralm.model.config import SpeechLMConfig
     from paralm.predict import check_same_tokenizer, load_for_prediction
 
-    module = SpeechLMModule(cfg.model, optim=cfg.train.optim, generation=cfg.train.generation)
-    loaded = load_for_prediction(ckpt, cfg.model)
+    trained = from_dict(SpeechLMConfig, load_verified(ckpt)["hyper_parameters"]["model"])  # as trained (fit_configs)
+    module = SpeechLMModule(trained, optim=cfg.train.optim, generation=cfg.train.generation)
+    loaded = load_for_prediction(ckpt, trained)
     check_same_tokenizer(loaded.model, module.tokenizer)
     module.net = loaded.model
-    if torch.cuda.is_available() and str(_base_trainer(cfg).get("accelerator", "auto")) in ("gpu", "cuda", "auto"):
+    if torch.cuda.is_available() and str(base_trainer(cfg).get("accelerator", "auto")) in ("gpu", "cuda", "auto"):
         module.to("cuda")
     return module.eval()
 
 
-def _base_trainer(cfg: AblationConfig) -> dict:
-    """The trainer section of the base `paralm fit` config (CPU fp32 for an inline model)."""
-    if not cfg.base_config:
-        return {"accelerator": "cpu", "precision": "32-true"}
-    import yaml
-
-    return (yaml.safe_load(Path(cfg.base_config).read_text()) or {}).get("trainer") or {}
 
 
 def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule, dm: MixtureDataModule,
