@@ -16,6 +16,9 @@ MOVED = [  # (old module path, new module path)
     ("paralm.features_cache", "paralm.feature_store_fill"),
     ("paralm.fault.nonfinite", "callbacks.nonfinite"),
     ("paralm.runs.sweep_callback", "callbacks.sweep_trial"),
+    ("paralm.api.testing", "paralm.api.fake.server"),
+    ("paralm.api.fake_faults", "paralm.api.fake.faults"),
+    ("paralm.api.serve_fake", "paralm.api.fake.serve"),
 ]
 
 
@@ -92,3 +95,16 @@ def test_lightning_callbacks_live_in_the_callbacks_package():
     assert callbacks.NonFiniteGuard.__module__ == "callbacks.nonfinite"
     assert CALLBACK == "callbacks.sweep_trial.SweepTrialCallback"
     assert importlib.import_module("paralm.runs.sweep_callback").SweepTrialCallback.__module__ == "callbacks.sweep_trial"
+
+
+def test_old_fake_server_command_still_serves():
+    """`python -m paralm.api.serve_fake` (the old module) starts the moved fake server and prints its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "paralm.api.serve_fake", "--latency-s", "0"], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline().strip()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert first.startswith("http://127.0.0.1:") and first.endswith("/v1")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from paralm.api.chat_types import ChatRequest, ClientConfig
 from paralm.api.client import ChatClient
-from paralm.api.serve_fake import FakeServerProcess
+from paralm.api.fake.serve import FakeServerProcess
 from paralm.api.transport import _http
 
 
