@@ -199,3 +199,15 @@ def test_system_line_is_kept_replaced_or_removed_from_the_config(real_models):
     assert rendered(None).startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
     assert rendered("Answer briefly.") == "<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
     assert rendered("") == "<|im_start|>user\nHi<|im_end|>\n"
+
+
+def test_llm_gguf_file_reads_the_same_tokenizer_and_template_as_the_converted_folder(real_models):
+    from paralm.model.convert import packaged_smollm2_gguf
+    from paralm.model.llm import build_tokenizer
+
+    gguf_file = packaged_smollm2_gguf()
+    direct = build_tokenizer(LLMConfig(path=str(gguf_file.parent), gguf_file=gguf_file.name), "<|audio|>")
+    folder = build_tokenizer(LLMConfig(path=str(real_models["llm"])), "<|audio|>")
+    text = "Hello world, how does the speaker feel?"
+    assert direct.encode(text) == folder.encode(text) and len(direct) == len(folder) == 49153
+    assert direct.chat_template == folder.chat_template and "<|im_start|>" in direct.chat_template
