@@ -87,3 +87,10 @@ def test_config_files_can_be_swapped_without_editing_the_yaml(tmp_path):
 def test_grid_size_counts_every_combination(tmp_path):
     params = {"a": {"values": [1, 2, 3]}, "b": {"distribution": "int_uniform", "min": 1, "max": 2}, "c": {"value": 0}}
     assert SweepSpec.load(write(tmp_path, {**minimal(), "parameters": params})).grid_size() == 6
+
+
+def test_param_macros_are_computed_by_wandbs_own_function(monkeypatch):
+    import wandb.sdk.launch.sweeps.utils as wandb_utils
+
+    monkeypatch.setattr(wandb_utils, "create_sweep_command_args", lambda command: {"args": ["--from-wandb"]})
+    assert PARAM_MACROS["args"]({"a": 1}) == ["--from-wandb"]

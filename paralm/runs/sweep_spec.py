@@ -4,20 +4,22 @@ The same file serves both modes: `wandb sweep X.yaml && wandb agent ID` against 
 `paralm sweep X.yaml` with no server. So the command stays in W&B's own terms: a list with the macros
 `${env}`, `${interpreter}`, `${program}`, `${args}` (and the other `${args_*}` forms, `${envvar:NAME}`),
 and parameters are flat, dotted CLI keys (`model.optim.lora_lr`) that `${args}` turns into
-`--model.optim.lora_lr=0.001`, the value written as Python's `str()` writes it, exactly like the agent.
+`--model.optim.lora_lr=0.001`: the parameter forms come from W&B's own function (the agent's
+`create_sweep_command_args`), so they are the agent's by construction.
 Because the swept values travel as command-line arguments, every rank of a multi-process trial parses
 them; nothing depends on `wandb.config`, which only rank 0 would see.
 
-Where `paralm sweep` differs from the agent, on purpose: `${interpreter}` is the Python running
-`paralm sweep` (the agent writes a bare `python`, which is the same one in an activated environment),
-and an unknown `${macro}` is an error instead of being dropped silently.
+Where `paralm sweep` differs from the agent, on purpose (the only expansion code kept here):
+`${interpreter}` is the Python running `paralm sweep` (the agent writes a bare `python`, which is the same
+one in an activated environment); an unknown `${macro}` is an error instead of being dropped silently;
+`${args_json_file}` names a file `paralm sweep` writes into the trial folder; and extra words
+(`before_args`, e.g. `--trainer.max_steps`) go right before the swept ones so swept values win.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import platform
 import re
@@ -36,54 +38,23 @@ ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
 GOALS = ("minimize", "maximize")
 
 
-def format_value(value: Any) -> str:
-    """A parameter value as the W&B agent writes it into `--key=value` (Python's str())."""
-    return f"{value}"
+def _wandb_param_forms(params: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter form of W&B's agent, from W&B's own function (imported when first needed: wandb is slow
+    to import and `paralm sweep` needs it only to expand a trial's command)."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    return create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
 
 
-def _args(params: dict[str, Any]) -> list[str]:
-    return [f"--{k}={format_value(v)}" for k, v in params.items()]
+def _param_macro(name: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda params: list(_wandb_param_forms(params)[name])
 
 
-def _args_no_hyphens(params: dict[str, Any]) -> list[str]:
-    return [f"{k}={format_value(v)}" for k, v in params.items()]
-
-
-def _args_no_equals(params: dict[str, Any]) -> list[str]:
-    return [part for k, v in params.items() for part in (f"--{k}", format_value(v))]
-
-
-def _args_no_boolean_flags(params: dict[str, Any]) -> list[str]:
-    out = []
-    for k, v in params.items():
-        if isinstance(v, bool):
-            out += [f"--{k}"] if v else []
-        else:
-            out.append(f"--{k}={format_value(v)}")
-    return out
-
-
-def _args_json(params: dict[str, Any]) -> list[str]:
-    return [json.dumps(params)]
-
-
-def _args_append_hydra(params: dict[str, Any]) -> list[str]:
-    return [f"+{k}={format_value(v)}" for k, v in params.items()]
-
-
-def _args_override_hydra(params: dict[str, Any]) -> list[str]:
-    return [f"++{k}={format_value(v)}" for k, v in params.items()]
-
-
-# macro name -> fn(params) -> the words it expands to (the parameter forms of W&B's agent)
+# macro name -> fn(params) -> the words it expands to: W&B's agent's own expansion, word for word
 PARAM_MACROS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "args": _args,
-    "args_no_hyphens": _args_no_hyphens,
-    "args_no_equals": _args_no_equals,
-    "args_no_boolean_flags": _args_no_boolean_flags,
-    "args_json": _args_json,
-    "args_append_hydra": _args_append_hydra,
-    "args_override_hydra": _args_override_hydra,
+    name: _param_macro(name)
+    for name in ("args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags", "args_json",
+                 "args_append_hydra", "args_override_hydra")
 }
 OTHER_MACROS = ("env", "interpreter", "program", "args_json_file")
 
