@@ -41,6 +41,8 @@ def test_demo_model_is_small_and_trained_fully():
     (lambda d: d.update(seeds=[1, 1]), "seeds: give at least one seed, each once"),
     (lambda d: d["rows"].update({"Bad-Name": {"sources": {"general": 1}}}), "row name 'Bad-Name'"),
     (lambda d: d.pop("name"), "missing required key 'name'"),
+    (lambda d: d.update(launcher="k8s"), "launcher: unknown launcher 'k8s'; valid: local, fabric, torchrun, slurm"),
+    (lambda d: d.update(fit_configs=["no/such.yaml"]), "fit_configs: no such file(s) ['no/such.yaml']"),
 ])
 def test_validator_names_what_is_wrong(tmp_path, mutate, message):
     doc = kit_ablation(tmp_path, tmp_path / "shards")
@@ -57,3 +59,14 @@ def test_select_narrows_rows_and_seeds_and_rejects_unknown_rows(tmp_path):
     assert cfg.train.steps == 4 and len(cfg.rows) == 2  # the original is untouched
     with pytest.raises(ValueError, match="unknown row"):
         select(cfg, rows=["implicit"])
+
+
+def test_select_sets_launcher_devices_and_extra_fit_configs(tmp_path):
+    cfg = parse_ablation(kit_ablation(tmp_path, tmp_path / "shards"))
+    extra = tmp_path / "cluster.yaml"
+    extra.write_text("trainer: {num_nodes: 1}\n")
+    chosen = select(cfg, launcher="torchrun", devices=4, fit_configs=[str(extra)])
+    assert (chosen.launcher, chosen.devices, chosen.fit_configs) == ("torchrun", 4, [str(extra)])
+    assert (cfg.launcher, cfg.devices, cfg.fit_configs) == ("local", 1, [])
+    with pytest.raises(ValueError, match="devices must be >= 1"):
+        select(cfg, devices=-1)

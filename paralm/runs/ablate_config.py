@@ -281,6 +281,15 @@ def check_consistency(cfg: AblationConfig) -> None:
         raise ValueError(f"seeds: give at least one seed, each once; got {cfg.seeds}")
     if cfg.logging.wandb not in ("offline", "online", "disabled"):
         raise ValueError(f"logging.wandb: unknown mode {cfg.logging.wandb!r}; valid: offline, online, disabled")
+    check_launch(cfg)
+    if cfg.data.folds < 2:
+        raise ValueError(f"data.folds: out-of-fold predictions need >= 2 folds, got {cfg.data.folds}")
+    if cfg.train.steps < 1 or cfg.train.batch_size < 1:
+        raise ValueError("train.steps and train.batch_size must be >= 1")
+
+
+def check_launch(cfg: AblationConfig) -> None:
+    """Launcher, device count and extra fit configs (checked again after command-line choices)."""
     if cfg.launcher not in ("local", "fabric", "torchrun", "slurm"):
         raise ValueError(f"launcher: unknown launcher {cfg.launcher!r}; valid: local, fabric, torchrun, slurm")
     if cfg.devices < 1:
@@ -288,10 +297,6 @@ def check_consistency(cfg: AblationConfig) -> None:
     missing = [f for f in cfg.fit_configs if not Path(f).is_file()]
     if missing:
         raise ValueError(f"fit_configs: no such file(s) {missing} (relative to the working directory)")
-    if cfg.data.folds < 2:
-        raise ValueError(f"data.folds: out-of-fold predictions need >= 2 folds, got {cfg.data.folds}")
-    if cfg.train.steps < 1 or cfg.train.batch_size < 1:
-        raise ValueError("train.steps and train.batch_size must be >= 1")
 
 
 def load_ablation(path: str | Path) -> AblationConfig:
@@ -325,7 +330,7 @@ def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None
         new.train.steps = int(steps)
     if out is not None:
         new.out = out
-    check_consistency(new)
+    check_launch(new)
     return new
 
 
