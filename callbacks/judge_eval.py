@@ -20,11 +20,10 @@ import json
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch.distributed as dist
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from paralm.eval.generation import flatten_metrics, generate_rows
+from paralm.eval.generation import flatten_metrics, gather_rows, generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
 
@@ -98,10 +97,9 @@ class JudgeEvalCallback(pl.Callback):
         loader = trainer.datamodule.generation_dataloader(self.split)
         local = generate_rows(pl_module.generate, loader, max_samples=self.max_samples,
                               to_device=lambda b: b.to(pl_module.device), seed=None)
-        rows = _gather_rows(local, trainer.world_size)
+        rows = gather_rows(local)
         if not trainer.is_global_zero:
             return None
-        rows.sort(key=lambda r: (r.key, r.extra.get("qa_index") or 0, r.question))
         step = evaluation_step(trainer)
         out = fresh_folder(Path(self.out_dir or Path(trainer.default_root_dir) / "judge_eval"), f"step{step:07d}")
         write_predictions(out / "predictions.jsonl", rows)
@@ -141,14 +139,6 @@ class JudgeEvalCallback(pl.Callback):
                 clips = read_clips(trainer.datamodule, self.split, [r.key for r in rows[:self.audio_rows]])
                 columns, data = _table(rows, judged, self.table_rows, clips, self.audio_rows)
                 logger.log_table(key=f"judge_eval/{self.split}", columns=columns, data=data)
-
-
-def _gather_rows(rows: list[PredictionRow], world_size: int) -> list[PredictionRow]:
-    if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
-        return list(rows)
-    parts: list = [None] * world_size
-    dist.all_gather_object(parts, [r.to_dict() for r in rows])
-    return [PredictionRow.from_dict(d) for part in parts for d in part]
 
 
 def _table(rows: list[PredictionRow], judged, limit: int, clips: dict | None = None,

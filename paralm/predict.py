@@ -25,9 +25,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from paralm.eval.generation import rows_from_batch
+from paralm.eval.generation import gather_rows, rows_from_batch
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.fault.exits import UserError
 from paralm.model.config import SpeechLMConfig
@@ -192,18 +191,9 @@ class PredictionWriter(pl.Callback):
         rows = gather_rows(self.rows)
         if not trainer.is_global_zero:
             return
-        rows.sort(key=lambda r: (r.key, r.extra.get("qa_index") or 0, r.question))
         replaced = self.out.exists()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         write_predictions(self.out, rows)
         print(f"paralm predict: {len(rows)} answers -> {self.out}" + (" (replaced)" if replaced else ""),
               file=sys.stderr)
 
-
-def gather_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
-    """Every rank's rows on every rank (each rank answered its own share of the split)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return list(rows)
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, [r.to_dict() for r in rows])
-    return [PredictionRow.from_dict(d) for part in parts for d in part]

@@ -1,7 +1,8 @@
 """Turn generation batches into prediction rows (the predictions JSONL format of paralm.eval.predictions).
 
-Used by the JudgeEvalCallback during training and by the ablation runner after it. Works with anything
-that has a `generate(batch) -> list[str]` method (the LightningModule), so it never imports the model.
+Used by the JudgeEvalCallback during training, by `paralm predict` and by the ablation runner. Works with
+anything that has a `generate(batch) -> list[str]` method (the LightningModule), so it never imports the
+model. `gather_rows` is the one cross-rank gather both the callback and `paralm predict` use.
 """
 
 from __future__ import annotations
@@ -46,6 +47,24 @@ def generate_rows(generate: Callable[[Batch], list[str]], batches: Iterable[Batc
         if progress is not None:
             progress(len(rows))
     return rows[:max_samples] if max_samples is not None else rows
+
+
+def _row_order(row: PredictionRow) -> tuple:
+    """Sort key of written predictions: (key, qa_index, question), the same whatever the rank count."""
+    return (row.key, row.extra.get("qa_index") or 0, row.question)
+
+
+def gather_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
+    """Every rank's rows on every rank, in `_row_order` (each rank generated its own share of the split).
+
+    Outside an initialised multi-process group this is the rows themselves, sorted (a new list)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts: list = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, [r.to_dict() for r in rows])
+        rows = [PredictionRow.from_dict(d) for part in parts for d in part]
+    return sorted(rows, key=_row_order)
 
 
 def flatten_metrics(prefix: str, tree: dict) -> dict[str, float]:
