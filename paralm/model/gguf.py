@@ -93,6 +93,8 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
         tok.save_pretrained(tmp)
         marker = {"source": str(Path(gguf_path).resolve()), "size": Path(gguf_path).stat().st_size}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(marker))
+        for written in tmp.iterdir():  # safetensors writes 0600; a shared models/ folder must be readable
+            written.chmod(0o644)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
