@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_inputs(parser, args)
     if args.from_hf or args.from_lhotse:
-        return main_foreign(args)
+        return main_foreign(args, pack)
     defaults = {k: v for k, v in (("corpus", args.corpus), ("split", args.split)) if v is not None}
     try:
         report = pack(

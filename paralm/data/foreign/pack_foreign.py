@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from paralm.data.foreign.field_map import MapError, load_map
 from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR, FaultExit, UserError
@@ -49,10 +51,9 @@ def records(args: argparse.Namespace, work: Path):
     return lhotse_records(args.from_lhotse, fmap, work)
 
 
-def main_foreign(args: argparse.Namespace) -> int:
-    """Pack a foreign input (see the module docstring); exit codes as `paralm data pack`."""
-    from paralm.data.pack import pack
-
+def main_foreign(args: argparse.Namespace, pack: Callable[..., Any]) -> int:
+    """Pack a foreign input (see the module docstring) with `paralm.data.pack.pack`, handed in by the caller
+    so this module need not import pack.py (which imports it); exit codes as `paralm data pack`."""
     try:
         with tempfile.TemporaryDirectory(prefix="paralm-pack-") as work:
             report = pack(records(args, Path(work)), work, args.out, fmt=args.format, shard_bytes=args.shard_bytes,
