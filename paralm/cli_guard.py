@@ -12,7 +12,9 @@ paralm/fault/exits.py):
 - `FaultExit` prints its line and exits with its own code (nothing usable, budget, skip rate, ...);
 - anything else is a bug: a traceback, exit 1;
 - with `--debug` every error shows its traceback;
-- everything the command writes to stdout/stderr passes through `mask_secrets`.
+- everything the command writes to stdout/stderr passes through `mask_secrets`, line by line
+  (paralm/secret_guard.py `masked_stdio`, shared with the Lightning commands), so a key written in pieces
+  is masked too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import traceback
 from collections.abc import Callable, Iterator
 
 from paralm.fault.exits import EXIT_BUG, EXIT_USER_ERROR, FaultExit, UserError
-from paralm.secret_guard import ALLOWED_NAME_SUFFIX, KEY_SHAPE, SECRET_NAME, SecretInConfigError, mask_secrets
+from paralm.secret_guard import (
+    ALLOWED_NAME_SUFFIX,
+    KEY_SHAPE,
+    SECRET_NAME,
+    SecretInConfigError,
+    mask_secrets,
+    masked_stdio,
+)
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Exceptions that, escaping a command, are the user's mistake rather than a bug.
@@ -64,31 +73,6 @@ def refuse_secret_argv(argv: list[str], prog: str) -> None:
                             "environment variable and name it with --api-key-env")
 
 
-class MaskingStream:
-    """A text stream that masks key-shaped text on its way to the real stream (tty checks pass through)."""
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(mask_secrets(text))
-        return len(text)
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-@contextlib.contextmanager
-def masked_output() -> Iterator[None]:
-    """Mask secrets in everything written to sys.stdout / sys.stderr inside the block."""
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = old
-
-
 def _argparse_error(self: argparse.ArgumentParser, message: str):
     raise UserError(f"{self.prog}: {message} (`{self.prog} --help` lists the options)")
 
@@ -120,7 +104,7 @@ def say(line: str) -> None:
 
 def guarded(prog: str, fn: Callable[[list[str]], int | None], argv: list[str], debug: bool = False) -> int:
     """Run one command's `fn(argv)` under the rules of the module docstring; return its exit code."""
-    with masked_output():
+    with masked_stdio():
         try:
             refuse_secret_argv(argv, prog)
             with argparse_errors_raise():

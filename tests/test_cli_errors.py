@@ -123,6 +123,19 @@ def test_everything_a_command_prints_is_masked(capsys):
     assert KEY not in out and "invalid key ***" in out
 
 
+def _prints_a_key_in_pieces(argv):
+    sys.stderr.write("server said: invalid key " + KEY[:10])
+    sys.stderr.write(KEY[10:] + "\n")
+    sys.stdout.write("no newline at the end: " + KEY)  # held until the command ends, then masked
+    return 0
+
+
+def test_a_key_written_in_pieces_is_masked_too(capsys):
+    assert guarded("paralm x", _prints_a_key_in_pieces, []) == 0
+    out, err = capsys.readouterr()
+    assert err == "server said: invalid key ***\n" and out == "no newline at the end: ***"
+
+
 def test_debug_is_a_global_flag_before_or_after_the_command():
     proc = paralm("--debug", "export", "/nonexistent/last.ckpt", "--out", "/tmp/never")
     assert proc.returncode == 2 and "Traceback" in proc.stderr
