@@ -26,7 +26,7 @@ from bench_train import LossRecorder
 
 from callbacks.telemetry import TelemetryCallback
 from paralm.data.datamodule import MixtureDataModule
-from paralm.features_cache import ensure_feature_cache
+from paralm.feature_store_fill import ensure_feature_cache
 from paralm.lit_module import SpeechLMModule
 from paralm.model.speech_lm import SpeechLM
 from paralm.optim import OptimConfig

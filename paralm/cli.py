@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_lightning_cli(argv, debug=debug)
     found = _find(argv)
     if found is None:
-        from paralm.secrets import mask_secrets
+        from paralm.secret_guard import mask_secrets
 
         known = ", ".join([*LIGHTNING_COMMANDS, *(" ".join(w) for w in COMMANDS)])
         print(mask_secrets(f"paralm: unknown command {' '.join(argv[:2])!r}; commands: {known} "

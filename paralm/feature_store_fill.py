@@ -12,7 +12,7 @@ So changed weights, a cast to another dtype, other mel settings or chunking give
 and an edited clip gives a new entry; nothing stale can be read. The states are the encoder's output on
 the clip's real length, exactly what online encoding feeds the projector.
 
-    from paralm.features_cache import ensure_feature_cache
+    from paralm.feature_store_fill import ensure_feature_cache
     path = ensure_feature_cache(net, sources, "cache/features")     # once; later calls only check
     # training runs: MixtureDataModule(..., feature_cache="cache/features") (the LightningModule
     # fills and attaches the store in setup(); several ranks each encode their share)

@@ -1,4 +1,4 @@
-"""Turn generation batches into prediction rows (the predictions JSONL format of paralm.eval.predictions).
+"""Turn generation batches into prediction rows (the predictions JSONL format of paralm.formats.predictions).
 
 Used by the JudgeEvalCallback during training, by `paralm predict` and by the ablation runner. Works with
 anything that has a `generate(batch) -> list[str]` method (the LightningModule), so it never imports the
