@@ -3,6 +3,8 @@ and items; a rerun is answered from the cache (0 requests); --compare pairs two 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -12,6 +14,7 @@ from fitprobe import ROOT, run_paralm
 from servekit import KEY
 from trainkit import tiny_shards
 
+from paralm.cli import main as cli_main
 from paralm.data.prompts import PromptConfig
 from paralm.dataclass_io import from_dict
 from paralm.eval.predictions import read_predictions
@@ -56,10 +59,14 @@ def setup(tmp_path_factory):
             "predicted_path": tmp / "runs" / "p" / "predictions" / "val-step0.jsonl"}
 
 
+def eval_args(server, setup, out, *extra):
+    return ["eval", "--endpoint", server.base_url, "--model", "debug", "--shards", str(setup["shards"]),
+            "--split", "val", "--out", str(out), "--max-tokens", str(MAX_NEW_TOKENS), "--api-key-env", "EVAL_TEST_KEY",
+            *extra]
+
+
 def run_eval(server, setup, out, *extra):
-    return run_paralm(["eval", "--endpoint", server.base_url, "--model", "debug", "--shards", str(setup["shards"]),
-                       "--split", "val", "--out", str(out), "--max-tokens", str(MAX_NEW_TOKENS),
-                       "--api-key-env", "EVAL_TEST_KEY", *extra])
+    return run_paralm(eval_args(server, setup, out, *extra))
 
 
 def test_eval_against_paralm_serve_equals_paralm_predict_and_a_rerun_sends_nothing(setup, monkeypatch):
@@ -69,8 +76,9 @@ def test_eval_against_paralm_serve_equals_paralm_predict_and_a_rerun_sends_nothi
                      env={"EVAL_TEST_KEY": KEY}, key=KEY) as server:
         first = run_eval(server, setup, out, "--compare", str(setup["predicted_path"]))
         assert first.returncode == 0, first.stderr[-3000:]
-        second = run_eval(server, setup, out)
-        assert second.returncode == 0, second.stderr[-3000:]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):  # the rerun in this process: same command, no process start
+            assert cli_main(eval_args(server, setup, out)) == 0
     rows = read_predictions(out / "predictions.jsonl")
     expected = {(r.key, r.question): (r.answer, r.reference, r.type) for r in setup["predicted"]}
     assert len(rows) == len(expected) > 0
@@ -81,7 +89,7 @@ def test_eval_against_paralm_serve_equals_paralm_predict_and_a_rerun_sends_nothi
     assert scores["n"] == len(rows)
     compare = json.loads((out / "compare.json").read_text())
     assert compare["same_answer"] == len(rows) and compare["token_f1"]["difference"]["estimate"] == 0.0
-    assert "0 requests sent" in second.stderr
+    assert "0 requests sent" in err.getvalue()
 
 
 def test_eval_refuses_a_bad_metadata_source_in_one_line(setup):

@@ -6,6 +6,7 @@ compared with `paralm ask` on the same files (both greedy, fp32, CPU).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -21,6 +22,7 @@ import soundfile as sf
 from fitprobe import run_paralm
 from servekit import KEY, MAX_NEW_TOKENS, audio_message, tiny_export, write_clips
 
+from paralm.cli import main as cli_main
 from paralm.serve.local_server import LocalServer
 
 pytest.importorskip("fastapi")
@@ -42,11 +44,13 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def asked(served):
-    """`paralm ask` answers for the clips (one batch)."""
-    proc = run_paralm(["ask", str(served["export"]), *map(str, served["clips"]), QUESTION,
-                       "--max-new-tokens", str(MAX_NEW_TOKENS), "--json"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return [row["answer"] for row in json.loads(proc.stdout)["answers"]]
+    """`paralm ask` answers for the clips (one batch), through the CLI entry in this process (tests/test_ask.py
+    runs the console script and checks it against SpeechLM.generate)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["ask", str(served["export"]), *map(str, served["clips"]), QUESTION,
+                         "--max-new-tokens", str(MAX_NEW_TOKENS), "--json"]) == 0
+    return [row["answer"] for row in json.loads(out.getvalue())["answers"]]
 
 
 def chat(client, path, **kwargs):
