@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -83,7 +84,11 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
         _run_pairs(cfg, groups, paths)
         if pair_index is not None:
             return None
-    return write_report(cfg)
+    result = write_report(cfg)
+    from paralm.runs.ablate_wandb import log_summary
+
+    log_summary(cfg, result, Path(result["paths"]["png"]))
+    return result
 
 
 def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: dict) -> None:
