@@ -21,7 +21,7 @@ def test_malicious_ckpt_path_is_refused_with_exit_3_and_its_payload_never_runs(t
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
     monkeypatch.chdir(ROOT)
     payload = tmp_path / "PWNED"
-    ckpt = dict(zip(["raw_pickle", "torch_zip"], _malicious_checkpoints(tmp_path, payload)))[which]
+    ckpt = dict(zip(["raw_pickle", "torch_zip"], _malicious_checkpoints(tmp_path, payload), strict=True))[which]
     code = run_lightning_cli(["validate", "--config", "experiments/debug_cpu.yaml", f"--ckpt_path={ckpt}",
                               f"--trainer.default_root_dir={tmp_path / 'runs'}"])
     last = capfd.readouterr().err.strip().splitlines()[-1]

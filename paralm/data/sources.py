@@ -17,7 +17,6 @@ from paralm.data.plan import Pool
 from paralm.data.schema import SOURCE_KINDS
 from paralm.data.skips import SkipCounter
 
-
 SOURCE_MODES = ("indexed", "streaming")
 
 
