@@ -18,35 +18,27 @@ if TYPE_CHECKING:
     from paralm.model.speech_lm import SpeechLM
 
 
-def load_trained(ckpt_path: str | Path) -> SpeechLM:
-    """A SpeechLM built from a checkpoint's stored config with its trained weights loaded strictly.
-
-    torch and the model are imported here, after the path is checked, so a wrong path is reported at once."""
+def _require_checkpoint(ckpt_path: str | Path) -> None:
+    """Checked before torch and the model are imported, so a wrong path is reported at once."""
     if not Path(ckpt_path).is_file():
         raise UserError(f"checkpoint {ckpt_path} does not exist (give a .ckpt written by `paralm fit`)")
-    from paralm.dataclass_io import from_dict
-    from paralm.fault.checkpoint_io import load_verified
-    from paralm.model.config import SpeechLMConfig
-    from paralm.model.llm import build_tokenizer
-    from paralm.model.speech_lm import SpeechLM
 
-    ckpt = load_verified(ckpt_path)
-    hp = ckpt.get("hyper_parameters", {})
-    if "model" not in hp:
-        raise UserError(f"{ckpt_path}: no model config in hyper_parameters; not a paralm checkpoint")
-    cfg = from_dict(SpeechLMConfig, hp["model"])
-    net = SpeechLM.from_config(cfg, tokenizer=build_tokenizer(cfg.llm, cfg.placeholder_token))
-    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
-    net.load_trainable_state_dict(state, strict=True)
-    return net
+
+def load_trained(ckpt_path: str | Path) -> SpeechLM:
+    """A SpeechLM built from a checkpoint's stored config with its trained weights loaded strictly (eval mode).
+
+    The model comes from `paralm.predict.load_for_prediction`, the one loader of checkpoints and exports."""
+    _require_checkpoint(ckpt_path)
+    from paralm.predict import load_for_prediction
+
+    return load_for_prediction(ckpt_path).model
 
 
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, configs: list[str] | None = None) -> Path:
     """configs: the training config files (default: the run folder's config.yaml); their data.train_prompt
     is recorded with the export, and without any the export records no prompt (ask/serve refuse it)."""
     out = Path(out_dir)
-    if not Path(ckpt_path).is_file():
-        raise UserError(f"checkpoint {ckpt_path} does not exist (give a .ckpt written by `paralm fit`)")
+    _require_checkpoint(ckpt_path)
     from paralm.predict import load_for_prediction  # the one loader; it also reads the training step
 
     loaded = load_for_prediction(ckpt_path)
