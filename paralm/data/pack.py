@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from paralm.cli_flags import add_shard_size
+from paralm.cli_flags import add_shard_size, parse_size
 from paralm.data.foreign.pack_foreign import add_arguments as add_foreign_arguments
 from paralm.data.foreign.pack_foreign import check_inputs, main_foreign
 from paralm.data.index import ShardIndex
@@ -250,19 +250,7 @@ def pack(
     return PackReport(out_dir, index, skips, rows.notes, removed)
 
 
-def parse_bytes(text: str) -> int:
-    """ "256M", "1G", "500k" or a plain number of bytes."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = text.strip().lower().removesuffix("b") or "?"
-    scale = units.get(text[-1], 1)
-    number = text[:-1] if text[-1] in units else text
-    try:
-        value = int(float(number) * scale)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 256M, 1G, 1000000)") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return value
+parse_bytes = parse_size  # old name: sizes ("256M", "1G") have one parser, paralm/cli_flags.py
 
 
 def sample_rate_arg(text: str) -> int:
