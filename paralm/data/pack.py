@@ -13,7 +13,6 @@ import argparse
 import io
 import os
 import shutil
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import soundfile as sf
 import soxr
 
 from paralm.cli_flags import add_shard_size, parse_size
+from paralm.data.command_exit import report_exit
 from paralm.data.foreign.pack_foreign import add_arguments as add_foreign_arguments
 from paralm.data.foreign.pack_foreign import check_inputs, main_foreign
 from paralm.data.index import ShardIndex
@@ -32,7 +32,7 @@ from paralm.data.schema import SchemaError
 from paralm.data.shards import DEFAULT_SHARD_BYTES, DuplicateKeyError, ShardWriter
 from paralm.data.skips import SkipCounter
 from paralm.data.staging import check_out_dir, new_staging, publish, remove_leftovers
-from paralm.fault.exits import EXIT_USER_ERROR, UserError
+from paralm.fault.exits import UserError
 from paralm.progress import progress
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -318,27 +318,26 @@ def main(argv: list[str] | None = None) -> int:
     check_inputs(parser, args)
     if args.from_hf or args.from_lhotse:
         return main_foreign(args, pack)
+    return report_exit("paralm data pack", lambda: _pack_manifest(args), args.strict,
+                       (ManifestError, FileNotFoundError, FileExistsError, UserError))
+
+
+def _pack_manifest(args: argparse.Namespace) -> PackReport:
     defaults = {k: v for k, v in (("corpus", args.corpus), ("split", args.split)) if v is not None}
-    try:
-        report = pack(
-            read_manifest(args.manifest),
-            args.audio_root,
-            args.out,
-            fmt=args.format,
-            shard_bytes=args.shard_bytes,
-            prefix=args.prefix,
-            sample_rate=args.sample_rate,
-            defaults=defaults,
-            overwrite=args.overwrite,
-            allow_outside_root=args.allow_outside_root,
-            total=count_entries(args.manifest),
-            show_progress=not args.no_progress,
-        )
-    except (ManifestError, FileNotFoundError, FileExistsError, UserError) as exc:
-        print(f"paralm data pack: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(report.summary())
-    return 1 if args.strict and report.skips.total else 0
+    return pack(
+        read_manifest(args.manifest),
+        args.audio_root,
+        args.out,
+        fmt=args.format,
+        shard_bytes=args.shard_bytes,
+        prefix=args.prefix,
+        sample_rate=args.sample_rate,
+        defaults=defaults,
+        overwrite=args.overwrite,
+        allow_outside_root=args.allow_outside_root,
+        total=count_entries(args.manifest),
+        show_progress=not args.no_progress,
+    )
 
 
 if __name__ == "__main__":

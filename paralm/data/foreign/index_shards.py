@@ -24,13 +24,13 @@ import io
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile as sf
 from braceexpand import braceexpand
 
+from paralm.data.command_exit import report_exit
 from paralm.data.foreign.field_map import FieldMap, MapError, load_map
 from paralm.data.foreign.tar_groups import MemberGroup, iter_groups
 from paralm.data.index import INDEX_NAME, IndexRow, ShardIndex, ShardRow
@@ -39,7 +39,7 @@ from paralm.data.schema import SchemaError, loads_strict, validate_sample
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.staging import is_leftover, leftovers
 from paralm.data.tario import TarWriter, sha256_file
-from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR, FaultExit, UserError
+from paralm.fault.exits import EXIT_NOTHING_USABLE, FaultExit, UserError
 from paralm.progress import progress
 
 SIDECAR_NAME = "index.meta"
@@ -293,16 +293,7 @@ def run(args: argparse.Namespace) -> IndexReport:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = run(args)
-    except (UserError, MapError) as exc:
-        print(f"paralm data index: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except FaultExit as exc:
-        print(f"paralm data index: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(report.summary())
-    return 1 if args.strict and report.skips.total else 0
+    return report_exit("paralm data index", lambda: run(args), args.strict, (UserError, MapError))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ reasons, `pack_skipped.jsonl`, staging folder published in one rename).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from paralm.data.command_exit import report_exit
 from paralm.data.foreign.field_map import MapError, load_map
-from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_USER_ERROR, FaultExit, UserError
+from paralm.fault.exits import EXIT_NOTHING_USABLE, FaultExit, UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,19 +54,16 @@ def records(args: argparse.Namespace, work: Path):
 def main_foreign(args: argparse.Namespace, pack: Callable[..., Any]) -> int:
     """Pack a foreign input (see the module docstring) with `paralm.data.pack.pack`, handed in by the caller
     so this module need not import pack.py (which imports it); exit codes as `paralm data pack`."""
-    try:
-        with tempfile.TemporaryDirectory(prefix="paralm-pack-") as work:
-            report = pack(records(args, Path(work)), work, args.out, fmt=args.format, shard_bytes=args.shard_bytes,
-                          prefix=args.prefix, sample_rate=args.sample_rate, overwrite=args.overwrite,
-                          show_progress=not args.no_progress)
-        if not report.packed:
-            raise FaultExit(f"nothing packed: {report.skips.nonzero()} (see {Path(args.out) / 'pack_skipped.jsonl'}); "
-                            "a --map may be needed", EXIT_NOTHING_USABLE)
-    except (UserError, MapError, FileNotFoundError, FileExistsError) as exc:
-        print(f"paralm data pack: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except FaultExit as exc:
-        print(f"paralm data pack: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(report.summary())
-    return 1 if args.strict and report.skips.total else 0
+    return report_exit("paralm data pack", lambda: _pack_foreign(args, pack), args.strict,
+                       (UserError, MapError, FileNotFoundError, FileExistsError))
+
+
+def _pack_foreign(args: argparse.Namespace, pack: Callable[..., Any]):
+    with tempfile.TemporaryDirectory(prefix="paralm-pack-") as work:
+        report = pack(records(args, Path(work)), work, args.out, fmt=args.format, shard_bytes=args.shard_bytes,
+                      prefix=args.prefix, sample_rate=args.sample_rate, overwrite=args.overwrite,
+                      show_progress=not args.no_progress)
+    if not report.packed:
+        raise FaultExit(f"nothing packed: {report.skips.nonzero()} (see {Path(args.out) / 'pack_skipped.jsonl'}); "
+                        "a --map may be needed", EXIT_NOTHING_USABLE)
+    return report
