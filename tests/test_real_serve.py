@@ -10,7 +10,6 @@ Run with `pytest -m serve tests/test_real_serve.py`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from test_creation_generate import clip_metas, write_clips
 from test_real_models import pytestmark as real_marks
 from test_real_models import session_models
-from test_serve_integration import CLI, MISSING, free_port, wait_healthy
+from test_serve_integration import CLI, MISSING, transformers_serve
 
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.judge.results import read_judged
@@ -34,20 +33,8 @@ pytestmark = [*real_marks, pytest.mark.serve, pytest.mark.slow,
 @pytest.fixture(scope="module")
 def served_smollm2(tmp_path_factory):
     model = str(session_models(tmp_path_factory)["llm"])
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.Popen([CLI, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc, timeout_s=180)
-        yield f"http://127.0.0.1:{port}/v1", model
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with transformers_serve(model, timeout_s=180) as base_url:
+        yield base_url, model
 
 
 def _judge(pred: Path, out: Path, base_url: str, model: str) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ its token usage is counted, and invalid generations are counted and listed, neve
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,16 +78,17 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> N
     raise TimeoutError(f"transformers serve did not become healthy within {timeout_s}s")
 
 
-@pytest.fixture
-def served_model(tmp_path):
-    model = tiny_chat_model(tmp_path / "tiny-chat")
+@contextlib.contextmanager
+def transformers_serve(model: str, timeout_s: float = 90.0) -> Iterator[str]:
+    """`transformers serve MODEL` offline on CPU at a free local port; yields its /v1 base URL and stops it
+    (this module's tiny model and test_real_serve.py's SmolLM2 both run behind it)."""
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.Popen([CLI, "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+    proc = subprocess.Popen([CLI, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
-        yield f"http://127.0.0.1:{port}/v1", str(model)
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc, timeout_s=timeout_s)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
         try:
@@ -93,6 +96,13 @@ def served_model(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def served_model(tmp_path):
+    model = str(tiny_chat_model(tmp_path / "tiny-chat"))
+    with transformers_serve(model) as base_url:
+        yield base_url, model
 
 
 def test_generation_talks_to_transformers_serve_and_counts_invalid_generations(tmp_path, served_model):
