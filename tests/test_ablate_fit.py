@@ -112,11 +112,13 @@ class CopyTheBlock:
 
 
 class IgnoreTheBlock(CopyTheBlock):
-    """Answers from the clip itself (its gold label on every other clip), never from the block."""
+    """Answers from the item itself (its gold label on about half of the items), never from the block."""
 
     def generate(self, batch) -> list[str]:
-        return [f"The speaker sounds {m['labels']['gold']['emotion'] if i % 2 else 'calm'}."
-                for i, m in enumerate(batch.meta)]
+        import zlib
+
+        return [f"The speaker sounds {m['labels']['gold']['emotion'] if zlib.crc32(f'{k}{q}'.encode()) % 2 else 'calm'}."
+                for k, q, m in zip(batch.keys, batch.questions, batch.meta, strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +163,9 @@ def test_copying_the_metadata_block_drops_to_chance_under_permutation(control_se
     _evaluate(cfg, "explicit", 0, CopyTheBlock("pred:acoustic_fit"), dm, trained_by="explicit")
     drop, rec = _permuted(cfg, CopyTheBlock)
     chance = _chance_from_permutation(dm)
+    folder = Path(cfg.out) / "results" / "explicit" / "seed0"
+    assert {p.type for p in read_predictions(folder / "predictions.jsonl")} == {"C", "CP", "DP"}
+    assert {p.type for p in read_predictions(folder / "predictions_permuted.jsonl")} == {"CP", "DP"}
     assert abs(rec[("permuted", "dp_acc")]["estimate"] - chance) <= 0.02
     assert drop["chance"] == pytest.approx(chance)
     assert rec[("normal", "dp_acc")]["estimate"] > chance + 0.2  # the annotator's cues are mostly right

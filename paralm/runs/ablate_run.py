@@ -3,8 +3,8 @@
     runs/<row>-seed<k>/                               the `paralm fit` run folder (checkpoints, config.yaml)
     results/<row>/seed<k>/predictions.jsonl           test answers with the row's eval prompt
     results/<row>/seed<k>/predictions_shuffled.jsonl  the same questions, each clip given another's audio
-    results/<row>/seed<k>/predictions_permuted.jsonl  rows with a metadata block: each clip shown another
-                                                      clip's cues (its own audio); `extra.cue_emotion` says which
+    results/<row>/seed<k>/predictions_permuted.jsonl  rows with a metadata block, CP and DP items: each clip shown
+                                                      another clip's cues (its own audio); `extra.cue_emotion` says which
     results/<row>/seed<k>/scores.json                 per-subset metric means of each condition and of the
                                                       reference levels floor and chance (+ scorer summary)
     results/<row>/seed<k>/judge[_shuffled]/           LLM judge output, when a judge is configured
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 SCORES = "scores.json"
 SHUFFLE_OFFSET = 10_007  # shuffled-audio pairing seed = run seed + offset (the same for every row)
 PERMUTE_OFFSET = 20_011  # permuted-metadata pairing seed = run seed + offset (the same for every row)
+# The metadata block is about how something is said: the permuted-metadata control scores the CP and DP
+# items (its drop is reported on cp_mention and dp_acc); content questions would only cost time.
+PERMUTED_TYPES = ("CP", "DP")
 CONDITION_FILES = {"normal": "predictions.jsonl", "shuffled": "predictions_shuffled.jsonl",
                    "permuted": "predictions_permuted.jsonl"}
 
@@ -157,6 +161,19 @@ def evaluation_module(cfg: AblationConfig, ckpt: Path) -> SpeechLMModule:
 
 
 
+@contextmanager
+def _only_types(dm: MixtureDataModule, types: tuple[str, ...] | None):
+    """Evaluate only the test items of these question types (None: all), then restore the full set."""
+    source = dm.sources("test")[0]
+    kept = source.items
+    if types is not None:
+        source.items = kept[[source.item(i)[0].qa_types[source.item(i)[1]] in types for i in range(len(kept))]]
+    try:
+        yield
+    finally:
+        source.items = kept
+
+
 def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule, dm: MixtureDataModule,
               trained_by: str) -> dict:
     row = cfg.rows[name]
@@ -171,7 +188,8 @@ def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule,
               "instruction": dm.eval_prompt.instruction}
     with torch.inference_mode():
         for cond, kwargs in conditions.items():
-            preds = _predict(module, dm, name, seed, cfg.data.eval_max_items, **kwargs)
+            with _only_types(dm, PERMUTED_TYPES if cond == "permuted" else None):
+                preds = _predict(module, dm, name, seed, cfg.data.eval_max_items, **kwargs)
             write_predictions(run_dir / CONDITION_FILES[cond], preds)
             scores[cond] = mean_scores(preds)
             scores["scorers" if cond == "normal" else f"scorers_{cond}"] = score_predictions(preds)
