@@ -1,8 +1,9 @@
 """`paralm demo`: the paper's ablation in miniature on the embedded demo corpus, on CPU.
 
 Runs experiments/ablation_demo.yaml (baseline, explicit, implicit, implicit + explicit, the
-permuted-label control and the ORACLE row, three seeds each) and prints the report's tables and
-where the report and plot are. Options narrow the run (`--rows`, `--seeds`, `--steps`) or move it
+permuted-label control and the ORACLE row, three seeds each; every row trains as `paralm fit` on
+experiments/demo/model.yaml plus its overlay, see paralm/runs/ablate_fit.py) and prints the report's
+tables (with the shuffled-audio and permuted-metadata controls) and where the report and plot are. Options narrow the run (`--rows`, `--seeds`, `--steps`) or move it
 (`--out`); finished (row, seed) pairs are kept, so a second call only rebuilds the report.
 """
 
