@@ -21,8 +21,8 @@ EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.yaml"))
 ABLATIONS = [p for p in EXPERIMENTS if "rows" in (yaml.safe_load(p.read_text()) or {})]
 FIT_CONFIGS = [p for p in EXPERIMENTS if p not in ABLATIONS]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
-# Two steps of these take about a minute of CPU (real pretrained weights): run under `-m slow` only.
-SLOW_TO_TRAIN = {"experiments/real_cpu.yaml"}
+# Under `-m slow` only: real pretrained weights (a minute of CPU), and the demo model (default-run budget).
+SLOW_TO_TRAIN = {"experiments/real_cpu.yaml", "experiments/demo/model.yaml"}  # budget: demo.py trains it too
 
 
 def rel(path: Path) -> str:
