@@ -22,7 +22,7 @@ ABLATIONS = [p for p in EXPERIMENTS if "rows" in (yaml.safe_load(p.read_text()) 
 FIT_CONFIGS = [p for p in EXPERIMENTS if p not in ABLATIONS]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 # Under `-m slow` only: real pretrained weights (a minute of CPU), and the demo model (default-run budget).
-SLOW_TO_TRAIN = {"experiments/real_cpu.yaml", "experiments/demo/model.yaml"}  # budget: demo.py trains it too
+SLOW_TO_TRAIN = {"experiments/real_cpu.yaml", "experiments/demo/model.yaml"}  # ablation_demo.yaml's model
 
 
 def rel(path: Path) -> str:
