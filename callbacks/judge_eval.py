@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from paralm.eval.generation import flatten_metrics, gather_rows, generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
+from paralm.judge.judge import JudgeSettings
 
 
 class JudgeEvalCallback(pl.Callback):
@@ -47,13 +48,17 @@ class JudgeEvalCallback(pl.Callback):
         table_rows: at most this many rows in the W&B table.
         audio_rows: the first this many table rows carry the clip as `wandb.Audio` (0: none; clips are
             read again from the shards, so keep it small).
+        max_retries: retries of a failed judge request (connection errors, 429/5xx; Retry-After honoured).
+        judge: how each judge request is sampled (max_tokens, temperature, json_mode, invalid_retries
+            re-asks of unreadable replies, max_field_chars): the same settings as `paralm judge`.
     """
 
     def __init__(self, every_n_validations: int = 1, split: str = "val", max_samples: int | None = None,
                  out_dir: str | None = None, at_fit_end: bool = True, judge_base_url: str | None = None,
                  judge_model: str = "judge", rubric: str = "reference_match",
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, timeout_s: float = 60.0,
-                 table_rows: int = 200, audio_rows: int = 16) -> None:
+                 table_rows: int = 200, audio_rows: int = 16, max_retries: int = 5,
+                 judge: JudgeSettings | None = None) -> None:
         self.every = max(1, int(every_n_validations))
         self.split = split
         self.max_samples = max_samples
@@ -67,6 +72,8 @@ class JudgeEvalCallback(pl.Callback):
         self.timeout_s = timeout_s
         self.table_rows = table_rows
         self.audio_rows = max(0, int(audio_rows))
+        self.max_retries = int(max_retries)
+        self.judge_settings = judge if judge is not None else JudgeSettings()
         self.validations = 0
         self.last_step: int | None = None
         self.history: list[dict] = []
@@ -124,10 +131,10 @@ class JudgeEvalCallback(pl.Callback):
 
         config = ClientConfig(base_url=self.judge_base_url, model=self.judge_model, api_key_env=self.api_key_env,
                               concurrency=self.concurrency, timeout_s=self.timeout_s,
-                              cache_path=str(out.parent / "judge_cache.sqlite"))
+                              max_retries=self.max_retries, cache_path=str(out.parent / "judge_cache.sqlite"))
         client = ChatClient(config)
         try:
-            summary = judge_to_dir(rows, Judge(client, self.rubric), out)
+            summary = judge_to_dir(rows, Judge(client, self.rubric, self.judge_settings), out)
         finally:
             client.close_cache()
         return summary, read_judged(out / "judged.jsonl")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from paralm.api.client import ApiError, ChatClient, ChatRequest, ChatResult
 from paralm.api.reask import with_format_reminder
-from paralm.eval.jsonl import JsonlAppender
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.jsonl import JsonlAppender
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.injection import scan_injection
 from paralm.judge.parse import ParseFailure, parse_rating
 from paralm.judge.prompt import DEFAULT_MAX_FIELD_CHARS, build_messages, field_cuts, input_hash
