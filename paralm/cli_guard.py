@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 
-from paralm.fault.exits import EXIT_BUG, EXIT_USER_ERROR, FaultExit, UserError
+from paralm.fault.exits import EXIT_BUG, EXIT_OK, EXIT_USER_ERROR, FaultExit, UserError
 from paralm.secret_guard import (
     ALLOWED_NAME_SUFFIX,
     KEY_SHAPE,
@@ -104,11 +105,22 @@ def say(line: str) -> None:
 
 def guarded(prog: str, fn: Callable[[list[str]], int | None], argv: list[str], debug: bool = False) -> int:
     """Run one command's `fn(argv)` under the rules of the module docstring; return its exit code."""
+    try:
+        return _guarded(prog, fn, argv, debug)
+    except BrokenPipeError:  # the reader went away (`paralm data inspect S | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return EXIT_OK
+
+
+def _guarded(prog: str, fn: Callable[[list[str]], int | None], argv: list[str], debug: bool) -> int:
     with masked_stdio():
         try:
             refuse_secret_argv(argv, prog)
             with argparse_errors_raise():
                 return int(fn(argv) or 0)
+        except BrokenPipeError:
+            raise
         except FaultExit as err:
             if debug:
                 traceback.print_exc()
