@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def test_the_session_guard_finds_a_leaked_process_wherever_it_was_reparented_and
     ({}, None),                                  # a plain command: records itself as the launcher
     ({"LOCAL_RANK": "0"}, None),                 # rank 0 (or a stale LOCAL_RANK=0): records itself
     ({"LOCAL_RANK": "1", "PARALM_RANK0_PID": "parent"}, "parent"),  # a rank started by rank 0: armed
-    ({"LOCAL_RANK": "1", "PARALM_RANK0_PID": "1"}, "skip"),          # started by another launcher: left alone
+    ({"LOCAL_RANK": "1", "PARALM_RANK0_PID": "other"}, "skip"),      # started by another launcher: left alone
 ])
 def test_ranks_bind_to_the_rank_that_started_them(env, armed_against, monkeypatch):
     import paralm.fault.orphans as orphans
@@ -156,9 +157,14 @@ def test_ranks_bind_to_the_rank_that_started_them(env, armed_against, monkeypatc
     monkeypatch.setattr(orphans, "die_with_parent", lambda pid, sig=signal.SIGKILL: calls.append(pid))
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.delenv("PARALM_RANK0_PID", raising=False)  # restored after the test, whatever the code sets
-    for name, value in env.items():
-        monkeypatch.setenv(name, str(os.getppid()) if value == "parent" else value)
-    orphans.bind_ranks_to_rank0()
+    other = subprocess.Popen(["sleep", "30"])  # alive and not our parent (pid 1 can be: a detached pytest)
+    try:
+        for name, value in env.items():
+            monkeypatch.setenv(name, {"parent": str(os.getppid()), "other": str(other.pid)}.get(value, value))
+        orphans.bind_ranks_to_rank0()
+    finally:
+        other.kill()
+        other.wait()
     if armed_against is None:
         assert os.environ["PARALM_RANK0_PID"] == str(os.getpid()) and calls == []
     elif armed_against == "parent":
