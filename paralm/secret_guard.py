@@ -15,7 +15,8 @@ from typing import Any
 
 SECRET_NAME = re.compile(r"(^|_)(api[_-]?key|secret|password|passwd|access_token|auth_token|hf_token|bearer)$|^token$",
                          re.I)
-KEY_SHAPE = re.compile(r"^(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|Bearer\s+\S{16,})$")
+PROVIDER_KEY = r"sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}"  # the key shapes both patterns below look for
+KEY_SHAPE = re.compile(rf"^({PROVIDER_KEY}|Bearer\s+\S{{16,}})$")
 ALLOWED_NAME_SUFFIX = ("_env",)  # e.g. api_key_env: the NAME of an environment variable, not a key
 
 
@@ -60,7 +61,7 @@ def refuse_secrets_in_args(config: Any) -> None:
 
 
 # Anything shaped like a provider key inside free text (a parse error quoting a value, a server echo).
-KEY_IN_TEXT = re.compile(r"(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9_\-\.=]{16,})")
+KEY_IN_TEXT = re.compile(rf"({PROVIDER_KEY}|Bearer\s+[A-Za-z0-9_\-\.=]{{16,}})")
 MASK = "***"
 
 
