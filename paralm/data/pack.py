@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from paralm.cli_flags import add_shard_size, parse_size
+from paralm.cli_flags import add_shard_size
 from paralm.data.command_exit import report_exit
 from paralm.data.foreign.pack_foreign import add_arguments as add_foreign_arguments
 from paralm.data.foreign.pack_foreign import check_inputs, main_foreign
@@ -249,8 +249,6 @@ def pack(
     index.root = out_dir
     return PackReport(out_dir, index, skips, rows.notes, removed)
 
-
-parse_bytes = parse_size  # old name: sizes ("256M", "1G") have one parser, paralm/cli_flags.py
 
 
 def sample_rate_arg(text: str) -> int:
