@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+
+from paralm.atomic_files import replace_durably
 
 GGUF_PIN = "gguf==0.19.0"
 COMPLETE_MARKER = ".complete"
@@ -97,7 +98,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
             written.chmod(0o644)
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_durably(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from paralm.atomic_files import atomic_write_text, replace_durably
 from paralm.creation.annotate import FitPlan, annotate
 from paralm.creation.gen_config import GenerateConfig
 from paralm.creation.generate import generate
@@ -65,8 +66,8 @@ def _once(out: Path, make) -> Path:
 
         shutil.rmtree(tmp)
     make(tmp)
-    (tmp / DONE).write_text(json.dumps({"stage": out.name}) + "\n")
-    tmp.rename(out)
+    atomic_write_text(tmp / DONE, json.dumps({"stage": out.name}) + "\n")
+    replace_durably(tmp, out)
     return out
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paralm.atomic_files import atomic_write_text
 from paralm.data.datamodule import MixtureDataModule
 from paralm.data.prompts import lookup_metadata
 from paralm.data.sources import SourceSpec
@@ -202,7 +203,5 @@ def _evaluate(cfg: AblationConfig, name: str, seed: int, module: SpeechLMModule,
         for suffix in ("", "_shuffled"):
             scores[f"judge{suffix}"] = judge_predictions(cfg.judge, run_dir / f"predictions{suffix}.jsonl",
                                                          run_dir / f"judge{suffix}", seed)
-    tmp = run_dir / (SCORES + ".tmp")
-    tmp.write_text(json.dumps(scores, indent=2) + "\n")
-    tmp.replace(run_dir / SCORES)
+    atomic_write_text(run_dir / SCORES, json.dumps(scores, indent=2) + "\n")
     return scores
