@@ -43,7 +43,7 @@ from paralm.creation.annotators import (
     resolve_device,
 )
 from paralm.creation.annotators.folds import assign_folds, group_of
-from paralm.creation.condense_core import CondenseConfig, window_spans
+from paralm.creation.condense_core import WindowGeometry, window_spans
 from paralm.creation.stage import StageSample, add_stage_args, read_samples, run_cli, run_stage
 from paralm.data.skips import SkipCounter
 
@@ -69,24 +69,23 @@ class FitPlan:
 
 
 @dataclass
-class WindowPlan:
-    """Per-window labelling (`--windows`); the same geometry as `CondenseConfig`, which should match.
+class WindowPlan(WindowGeometry):
+    """Per-window labelling (`--windows`): condense's window geometry (`WindowGeometry`, inherited, so the
+    windows labelled here are the ones `paralm data condense` cuts with the same values) plus a floor.
 
     Args:
-        window: seconds of each labelled centre.
-        context: seconds of audio heard on each side of the centre (clamped to the clip).
+        window: seconds of each labelled centre (from `WindowGeometry`).
+        context: seconds of audio heard on each side of the centre, clamped to the clip (from `WindowGeometry`).
         min_cut: windows whose audio is shorter than this (seconds) are not labelled (counted): too little
             for a model's front end.
     """
 
-    window: float = CondenseConfig.window
-    context: float = CondenseConfig.context
     min_cut: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.window <= 0 or self.context < 0 or self.min_cut < 0:
-            raise ValueError(f"--window must be > 0, --context >= 0 and min_cut >= 0, got {self.window}, "
-                             f"{self.context}, {self.min_cut}")
+        super().__post_init__()
+        if self.min_cut < 0:
+            raise ValueError(f"min_cut must be >= 0, got {self.min_cut}")
 
 
 @dataclass
@@ -289,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--windows", action="store_true",
                    help="also label every window that `paralm data condense` will cut (meta.windows)")
-    p.add_argument("--window", type=float, default=CondenseConfig.window,
+    p.add_argument("--window", type=float, default=WindowGeometry.window,
                    help="seconds of each labelled window centre (use the same value for condense)")
-    p.add_argument("--context", type=float, default=CondenseConfig.context,
+    p.add_argument("--context", type=float, default=WindowGeometry.context,
                    help="seconds of context heard on each side of a window centre (same as condense)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (registers extra annotator kinds)")

@@ -40,12 +40,32 @@ EPS = 1e-6
 
 
 @dataclass
-class CondenseConfig:
-    """How clips become labelled windows and which windows are kept.
+class WindowGeometry:
+    """Where a clip's windows lie: `paralm data annotate --windows` labels them and `paralm data condense`
+    cuts them. Both configs inherit these fields (one declaration, one default, one check), so the two
+    commands cannot disagree on what a window is unless told different values.
 
     Args:
         window: length t in seconds of the labelled centre of each window.
         context: seconds dt of context added on each side of the centre (clamped to the clip).
+    """
+
+    window: float = 2.0
+    context: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.window <= 0 or self.context < 0:
+            raise ValueError(f"--window must be > 0 and --context >= 0, got window={self.window}, "
+                             f"context={self.context}")
+
+
+@dataclass
+class CondenseConfig(WindowGeometry):
+    """How clips become labelled windows and which windows are kept.
+
+    Args:
+        window: length t in seconds of the labelled centre of each window (from `WindowGeometry`).
+        context: seconds dt of context added on each side of the centre (from `WindowGeometry`).
         annotator: `labels.pred` annotator id that labels the windows, or "gold" for `labels.gold`.
         dimensions: annotator id whose arousal / valence / dominance replace the label's own (e.g. a
             dimensional regressor beside a categorical model, as in the source paper); None = the
@@ -59,8 +79,6 @@ class CondenseConfig:
         min_centre: shortest labelled centre in seconds (the last centre of a segment may be shorter than t).
     """
 
-    window: float = 2.0
-    context: float = 1.0
     annotator: str = "gold"
     dimensions: str | None = None
     valence_pos: float = 0.5
@@ -71,9 +89,9 @@ class CondenseConfig:
     min_centre: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.window <= 0 or self.context < 0 or self.min_centre < 0:
-            raise ValueError(f"condense: need window > 0, context >= 0, min_centre >= 0; got window={self.window}, "
-                             f"context={self.context}, min_centre={self.min_centre}")
+        super().__post_init__()
+        if self.min_centre < 0:
+            raise ValueError(f"condense: need min_centre >= 0; got min_centre={self.min_centre}")
         if self.neutral_rule not in NEUTRAL_RULES:
             raise ValueError(f"condense: unknown neutral_rule {self.neutral_rule!r}; valid: {list(NEUTRAL_RULES)}")
         if self.valence_neg > self.valence_pos:
