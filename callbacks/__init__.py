@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
+    "EncoderCacheFill": "callbacks.encoder_cache",
     "JudgeEvalCallback": "callbacks.judge_eval",
     "NonFiniteGuard": "callbacks.nonfinite",
     "PreemptionCheckpoint": "callbacks.preemption",
@@ -19,6 +20,7 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:
+    from callbacks.encoder_cache import EncoderCacheFill
     from callbacks.judge_eval import JudgeEvalCallback
     from callbacks.nonfinite import NonFiniteGuard
     from callbacks.preemption import PreemptionCheckpoint

@@ -14,8 +14,9 @@ the clip's real length, exactly what online encoding feeds the projector.
 
     from paralm.feature_store_fill import ensure_feature_cache
     path = ensure_feature_cache(net, sources, "cache/features")     # once; later calls only check
-    # training runs: MixtureDataModule(..., feature_cache="cache/features") (the LightningModule
-    # fills and attaches the store in setup(); several ranks each encode their share)
+    # training runs: MixtureDataModule(..., feature_cache="cache/features") (callbacks/encoder_cache.py,
+    # which SpeechLMModule adds to every Trainer, fills and attaches the store at setup; several ranks
+    # each encode their share)
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def ensure_feature_cache(
 def fill_for_module(module, datamodule) -> Path:
     """Fill the datamodule's cache with the module's encoder on the trainer's device and attach it.
 
-    Called from the LightningModule's setup(): builds the network if needed, encodes on the strategy's
+    Called by callbacks/encoder_cache.py at setup: builds the network if needed, encodes on the strategy's
     root device under the run's autocast (bf16-mixed -> bf16), every rank its share.
     """
     module.configure_model()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from paralm.audio import AudioTokenSpec
 from paralm.data.batch import Batch
-from paralm.data.source_metrics import SourceLossAggregator
+from paralm.data.source_metrics import StageSourceLosses
 from paralm.model.config import SpeechLMConfig
 from paralm.model.llm import build_tokenizer
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
@@ -143,8 +143,7 @@ class SpeechLMModule(pl.LightningModule):
         self.audio_token_spec: AudioTokenSpec = audio_token_spec_for(model, self.tokenizer)
         self.net: SpeechLM | None = None
         self.strict_loading = False  # the trained subset is loaded strictly in on_load_checkpoint
-        self.source_names: list[str] = []
-        self.source_losses: dict[str, SourceLossAggregator] = {}  # stage -> its aggregator, made at first use
+        self.source_losses = StageSourceLosses()  # one process, names as they come; setup() sets a run's
 
     # ---- model life cycle -------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -183,9 +182,8 @@ class SpeechLMModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         logits = self(batch)
         sums, counts = token_losses(logits, batch.labels, self.runtime.chunked_ce)
-        real = torch.tensor([not m.get("is_pad", False) for m in batch.meta] or [True] * len(batch),
-                            device=sums.device)
-        sums, counts = sums * real, counts * real  # stand-in items (see MixtureDataModule) never count
+        real = ~batch.is_pad.to(sums.device)  # (B,) filler items (see MixtureDataModule) never count
+        sums, counts = sums * real, counts * real
         n_tokens = counts.sum().clamp(min=1)
         loss = sums.sum() / n_tokens
         # evaluation: weighted by answer tokens, so the epoch value is the token mean (as loss_<source> is)
@@ -195,7 +193,7 @@ class SpeechLMModule(pl.LightningModule):
             strategy = self.trainer.strategy
             loss = LOSS_NORMS[self.runtime.loss_norm](sums, counts, lambda t: strategy.reduce(t, reduce_op="sum"),
                                                       self.trainer.world_size)
-        self._accumulate_sources(stage, batch.sources, sums.detach(), counts.detach())
+        self.source_losses.update(stage, batch.sources, sums.detach(), counts.detach())
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -211,47 +209,25 @@ class SpeechLMModule(pl.LightningModule):
         """Answers of a generation batch (`paralm predict`; paralm/predict.py writes them as rows)."""
         return self.generate(batch)
 
-    # ---- per-source losses: one aggregator per stage (a fixed-shape sum across ranks, paralm/data/source_metrics.py)
-    def _source_aggregator(self, stage: str) -> SourceLossAggregator | None:
-        """The stage's per-source sums, created at first use from the datamodule's names (the same on every
-        rank). A single process also registers names as they come; several ranks without names log none."""
-        if stage not in self.source_losses:
-            single = self._trainer is None or self.trainer.world_size == 1
-            if not (single or self.source_names):
-                return None
-            self.source_losses[stage] = SourceLossAggregator(self.source_names, grow=single).to(self.device)
-        return self.source_losses[stage]
-
-    def _accumulate_sources(self, stage: str, sources: list[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
-        aggregator = self._source_aggregator(stage)
-        if aggregator is not None:
-            aggregator.update(sources, sums, weights=counts)
-
-    def _log_sources(self, stage: str) -> None:
-        aggregator = self._source_aggregator(stage)  # ranks that saw no batch still join the reduction
-        if aggregator is None:
-            return
-        for name, value in aggregator.compute().items():
-            self.log(f"{stage}/loss_{name}", value, rank_zero_only=True, sync_dist=False)
-        aggregator.reset()
+    # ---- per-source losses (paralm/data/source_metrics.py): fed by _step, logged at each epoch end
+    def setup(self, stage: str) -> None:
+        self.source_losses = StageSourceLosses.for_trainer(self.trainer)  # this run's names, ranks, device
 
     def on_train_epoch_end(self) -> None:
-        self._log_sources("train")
+        self.log_dict(self.source_losses.epoch_end("train"), rank_zero_only=True, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_sources("val")
+        self.log_dict(self.source_losses.epoch_end("val"), rank_zero_only=True, sync_dist=False)
 
     def on_test_epoch_end(self) -> None:
-        self._log_sources("test")
+        self.log_dict(self.source_losses.epoch_end("test"), rank_zero_only=True, sync_dist=False)
 
-    def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        self.source_names = list(getattr(dm, "source_names", []) or [])
-        self.source_losses = {}  # registered again from these names at the first step
-        if getattr(dm, "feature_cache", None):  # frozen-encoder states: encoded once, before any loader exists
-            from paralm.features_cache import fill_for_module
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Frozen-encoder states are encoded once, before any loader exists (callbacks/encoder_cache.py);
+        returned here so that every Trainer running this module fills the cache, not only the CLI's."""
+        from callbacks.encoder_cache import EncoderCacheFill
 
-            fill_for_module(self, dm)
+        return [EncoderCacheFill()]
 
     # ---- optimisation ---------------------------------------------------------------------------------
     def configure_optimizers(self):

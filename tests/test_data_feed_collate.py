@@ -147,3 +147,20 @@ def test_batched_tokenisation_gives_each_item_the_ids_it_gets_alone(tok, spec):
         assert batch.input_ids[b, :n].tolist() == alone.input_ids[0, :n].tolist()
         assert batch.labels[b, :n].tolist() == alone.labels[0, :n].tolist()
         assert int(batch.attention_mask[b].sum()) == n
+
+
+def test_filler_items_travel_as_a_bool_tensor_beside_their_meta_flag(tok, spec):
+    its = items()
+    its[2] = replace(its[2], is_pad=True)  # the copy that evens out the last batch across ranks
+    batch = Collator(tok, spec)(its)
+    assert batch.is_pad.dtype == torch.bool and batch.is_pad.tolist() == [False, False, True]
+    assert [m["is_pad"] for m in batch.meta] == [False, False, True]
+    moved = batch.to("meta")  # Batch.to moves it with the other tensors
+    assert moved.is_pad.device.type == "meta" and moved.is_pad.dtype == torch.bool
+
+
+def test_a_batch_built_without_pad_flags_holds_only_real_items(tok, spec):
+    batch = Collator(tok, spec)(items())
+    bare = type(batch)(batch.input_ids, batch.attention_mask, batch.labels, batch.features,
+                       batch.feature_lengths, batch.audio_token_counts)
+    assert bare.is_pad.tolist() == [False, False, False]

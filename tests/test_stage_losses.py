@@ -9,7 +9,7 @@ from feedkit import one_torch_thread
 from trainkit import tiny_module, tiny_shards
 
 from paralm.data.datamodule import MixtureDataModule
-from paralm.data.source_metrics import SourceLossAggregator
+from paralm.data.source_metrics import SourceLossAggregator, StageSourceLosses
 from paralm.data.sources import SourceSpec
 
 one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
@@ -53,3 +53,26 @@ def test_aggregator_sums_by_source_and_resets_to_its_grown_shape():
     assert agg.compute() == {"x": 1.0, "y": 5.0}
     agg.reset()
     assert agg.sources == ["x", "y"] and agg.sums.tolist() == [0.0, 0.0] and agg.compute() == {}
+
+
+def test_stage_losses_keep_stages_apart_name_the_logged_keys_and_start_over_after_each_epoch():
+    losses = StageSourceLosses(["a", "b"])
+    losses.update("train", ["a", "b"], torch.tensor([6.0, 1.0]), torch.tensor([3, 1]))
+    losses.update("val", ["b"], torch.tensor([8.0]), torch.tensor([2]))
+    losses.update("train", ["a"], torch.tensor([2.0]), torch.tensor([1]))
+    assert losses.epoch_end("train") == {"train/loss_a": 2.0, "train/loss_b": 1.0}
+    assert losses.epoch_end("val") == {"val/loss_b": 4.0}  # a source nobody saw is left out, not NaN
+    assert losses.epoch_end("train") == {} and losses.epoch_end("test") == {}
+
+
+def test_stage_losses_of_a_trainer_take_its_datamodule_names_ranks_and_device():
+    from types import SimpleNamespace
+
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(source_names=["x", "y"]), world_size=2,
+                              strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    losses = StageSourceLosses.for_trainer(trainer)
+    assert losses.aggregator("val").sources == ["x", "y"] and not losses.aggregator("val").grow
+    with pytest.raises(ValueError, match="unknown source"):  # several ranks: no name may appear late
+        losses.update("val", ["z"], torch.tensor([1.0]), torch.tensor([1]))
+    no_names = StageSourceLosses.for_trainer(SimpleNamespace(datamodule=None, world_size=2, strategy=trainer.strategy))
+    assert no_names.aggregator("val") is None and no_names.epoch_end("val") == {}

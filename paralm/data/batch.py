@@ -10,7 +10,10 @@ Shapes (B = batch size, L = padded text length incl. audio placeholders, T = pad
     audio_token_counts (B,) long   placeholder tokens per clip (what collate inserted)
     encoder_states   (B, F, D)     optional cached encoder output (frozen encoders); then `features`
                                    may be empty and `encoder_lengths` (B,) gives real frames
-Per-sample metadata lists have length B.
+    is_pad           (B,) bool     True for a filler copy (the padding of the last uneven batch across
+                                   ranks, see paralm/data/plan.py); losses and metrics skip it. Set by the
+                                   collator; all False when a batch is built without it
+Per-sample metadata lists have length B (`meta[i]["is_pad"]` repeats `is_pad[i]` for readers of rows).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class Batch:
     encoder_states: torch.Tensor | None = None
     encoder_lengths: torch.Tensor | None = None
     prompt_lengths: torch.Tensor | None = None
+    is_pad: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.is_pad is None:  # a batch built by hand holds only real items
+            self.is_pad = torch.zeros(len(self), dtype=torch.bool, device=self.input_ids.device)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

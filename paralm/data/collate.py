@@ -123,6 +123,7 @@ class Collator:
                 dtype=torch.float32,
             ),
             prompt_lengths=torch.tensor([len(e.prompt) for e in encoded], dtype=torch.long),
+            is_pad=torch.tensor([it.is_pad for it in items], dtype=torch.bool),
         )
         return batch, sum(e.missing for e in encoded)
 

@@ -3,8 +3,9 @@
 Why a fixed shape: logging `loss_<source>` only for the sources a rank happened to see makes ranks
 disagree on which tensors to reduce, and the collective then waits forever. Every source is registered
 up front, every rank holds the same (n_sources,) sum and count states, and torchmetrics' sum reduction
-combines them in `compute`; a source nobody saw reports nothing (count 0), not NaN. Use one instance per
-stage (train / val / test), so that one stage's batches never reach another's figures.
+combines them in `compute`; a source nobody saw reports nothing (count 0), not NaN. One instance per
+stage (train / val / test), so that one stage's batches never reach another's figures: `StageSourceLosses`
+holds them for a LightningModule, which then only feeds it each step and logs it at each epoch end.
 """
 
 from __future__ import annotations
@@ -89,3 +90,57 @@ class SourceLossAggregator(Metric):
     def counts_by_source(self) -> dict[str, float]:
         """This rank's item count (or weight sum) per source."""
         return {n: float(self.counts[i]) for i, n in enumerate(self.sources)}
+
+
+class StageSourceLosses:
+    """`<stage>/loss_<source>` for every stage: one `SourceLossAggregator` per stage, made at first use.
+
+    Names: the datamodule's `source_names` (the same list on every rank, so every rank reduces the same
+    shape). A single process also registers names as they come (plain loaders, no datamodule); several
+    ranks without names log none, since their shapes could disagree and the reduction would hang.
+
+    Args:
+        names: every source name that may appear (empty: none known).
+        world_size: processes that reduce together.
+        device: where the sums live (the collective backend's device; None: the first update's).
+    """
+
+    def __init__(self, names: Sequence[str] = (), world_size: int = 1, device: torch.device | str | None = None):
+        self.names = list(names)
+        self.world_size = int(world_size)
+        self.device = device
+        self.by_stage: dict[str, SourceLossAggregator] = {}
+
+    @classmethod
+    def for_trainer(cls, trainer) -> StageSourceLosses:
+        """Empty sums for a run of `trainer`: its datamodule's names, world size and root device."""
+        names = getattr(trainer.datamodule, "source_names", None) or []
+        return cls(names, trainer.world_size, trainer.strategy.root_device)
+
+    def aggregator(self, stage: str) -> SourceLossAggregator | None:
+        """The stage's sums (created now if new), or None when several ranks know no names."""
+        if stage not in self.by_stage:
+            single = self.world_size == 1
+            if not (single or self.names):
+                return None
+            self.by_stage[stage] = SourceLossAggregator(self.names, grow=single).to(self.device or "cpu")
+        return self.by_stage[stage]
+
+    def update(self, stage: str, sources: Sequence[str], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add one batch: per-item loss sums (B,) and their answer-token counts (B,) (0 for filler items)."""
+        if self.device is None:
+            self.device = sums.device
+        aggregator = self.aggregator(stage)
+        if aggregator is not None:
+            aggregator.update(sources, sums, weights=counts)
+
+    def epoch_end(self, stage: str) -> dict[str, float]:
+        """{"<stage>/loss_<source>": token mean over all ranks} for sources seen, then start over.
+
+        Every rank must call it (a rank that saw no batch of the stage still joins the reduction)."""
+        aggregator = self.aggregator(stage)
+        if aggregator is None:
+            return {}
+        values = {f"{stage}/loss_{name}": value for name, value in aggregator.compute().items()}
+        aggregator.reset()
+        return values
