@@ -69,12 +69,57 @@ def test_export_reload_reproduces_logits_and_adapter_loads_with_peft(trained):
     assert any("lora_A" in n for n, _ in peft_model.named_parameters())
 
 
-def test_generate_returns_one_string_per_item(trained):
+def _greedy_by_hand(module, batch, b: int, max_new_tokens: int) -> str:
+    """Row b decoded one token at a time with full forwards (no KV cache): argmax, placeholder banned."""
+    net, row = module.net, batch.input_ids[b][batch.attention_mask[b] == 1]
+    eos, new = set(net._eos_ids()), []
+    for _ in range(max_new_tokens):
+        ids = torch.cat([row, torch.tensor(new, dtype=torch.long)])[None]
+        logits = net(ids, torch.ones_like(ids), batch.features[b:b + 1], batch.feature_lengths[b:b + 1])[0, -1]
+        logits[module.audio_token_spec.placeholder_token_id] = float("-inf")
+        new.append(int(logits.argmax()))
+        if new[-1] in eos:
+            break
+    return module.tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_generate_answers_each_item_with_its_greedy_decode(trained):
     module = trained["module"]
     dm = tiny_datamodule(tiny_shards(trained["tmp"] / "gen", n=10), module)
     batch = next(iter(dm.generation_dataloader("val")))
+    module.eval()
     answers = module.generate(batch, max_new_tokens=4)
-    assert len(answers) == len(batch) and all(isinstance(a, str) for a in answers)
+    with torch.no_grad():
+        expected = [_greedy_by_hand(module, batch, b, 4) for b in range(len(batch))]
+    assert len(answers) == len(batch) and answers == expected
+    assert any(expected)  # not a comparison of empty strings
+
+
+def _masked_ce_by_hand(logits: torch.Tensor, labels: torch.Tensor, real: list[bool]) -> float:
+    """Mean of -log p(label) over answer tokens of the real rows, one token at a time."""
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    total, n = 0.0, 0
+    for b in (b for b, keep in enumerate(real) if keep):
+        for t in range(labels.shape[1] - 1):
+            if labels[b, t + 1] != -100:
+                total, n = total - float(logp[b, t, labels[b, t + 1]]), n + 1
+    return total / n
+
+
+def test_training_loss_is_the_masked_token_cross_entropy_without_filler_items(trained):
+    from dataclasses import replace
+
+    module, batch = tiny_module(), trained["batch"]  # outside a Trainer: logging is a no-op
+    module.on_load_checkpoint(load_verified(trained["ckpt"]))
+    module.eval()
+    pad = torch.tensor([False, True] + [False] * (len(batch) - 2))  # meta still says real: the tensor decides
+    with torch.no_grad():
+        logits = module(batch)
+        loss = float(module.training_step(batch, 0))
+        padded_loss = float(module.training_step(replace(batch, is_pad=pad), 1))
+    assert loss == pytest.approx(_masked_ce_by_hand(logits, batch.labels, [True] * len(batch)), rel=1e-5)
+    assert padded_loss == pytest.approx(_masked_ce_by_hand(logits, batch.labels, (~pad).tolist()), rel=1e-5)
+    assert padded_loss != pytest.approx(loss, rel=1e-4)
 
 
 def test_corrupted_checkpoint_is_refused_with_its_name(trained, tmp_path):
@@ -121,13 +166,12 @@ def test_per_source_validation_loss_is_the_token_mean_of_each_source(tmp_path):
 
 
 def test_several_ranks_without_datamodule_names_skip_per_source_losses_instead_of_failing():
-    from types import SimpleNamespace
+    from paralm.data.source_metrics import StageSourceLosses
 
-    module = tiny_module()
-    module._trainer = SimpleNamespace(world_size=2)  # a DDP run fed by plain loaders: no source names
-    module._accumulate_sources("val", ["a"], torch.tensor([2.0]), torch.tensor([1]))
-    assert module._source_aggregator("val") is None
-    module._trainer = SimpleNamespace(world_size=1)  # one process registers names as they come
-    module._accumulate_sources("val", ["a", "b"], torch.tensor([2.0, 6.0]), torch.tensor([1, 3]))
-    assert module._source_aggregator("val").compute() == {"a": 2.0, "b": 2.0}
-    assert module._source_aggregator("train").compute() == {}  # another stage's aggregator saw nothing
+    several = StageSourceLosses(world_size=2)  # a DDP run fed by plain loaders: no source names
+    several.update("val", ["a"], torch.tensor([2.0]), torch.tensor([1]))
+    assert several.aggregator("val") is None
+    single = tiny_module().source_losses  # one process registers names as they come
+    single.update("val", ["a", "b"], torch.tensor([2.0, 6.0]), torch.tensor([1, 3]))
+    assert single.aggregator("val").compute() == {"a": 2.0, "b": 2.0}
+    assert single.aggregator("train").compute() == {}  # another stage's aggregator saw nothing
