@@ -127,3 +127,17 @@ def test_trainable_encoder_is_refused(shards, tmp_path):
     net = SpeechLM.from_config(tiny_speech_lm_config(encoder_trainable="lora"))
     with pytest.raises(ValueError, match="frozen encoder"):
         ensure_feature_cache(net, _sources(shards), tmp_path)
+
+
+def test_validate_alone_fills_the_cache_through_the_module_s_callback(shards, tmp_path):
+    torch.manual_seed(0)
+    module = tiny_module()
+    dm = tiny_datamodule(shards, module, feature_cache=str(tmp_path / "features"))
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    logged = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    assert [type(cb).__name__ for cb in trainer.callbacks].count("EncoderCacheFill") == 1
+    (store,) = (tmp_path / "features").iterdir()
+    index = ShardIndex.load(shards)
+    assert len(FeatureStore(store).known()) == len({r.key for r in index.samples if r.split in ("train", "val")})
+    assert logged["val/loss"] > 0 and logged["val/loss_general"] == pytest.approx(logged["val/loss"], rel=1e-6)
