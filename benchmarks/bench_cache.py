@@ -3,8 +3,9 @@
 The whole training pipeline is timed (loader workers, collate, step), since the cache removes work on
 both sides: no audio decoding or log-mel in the workers, no encoder forward in the step. Both runs use
 the real integration: MixtureDataModule(feature_cache=...) makes the LightningModule's callback
-(callbacks/encoder_cache.py) fill and attach the store at setup. The one-off cost (encoding every clip once) and the per-run check that later runs
-pay (hashing audio bytes and encoder weights) are reported beside the speed-up, with the loss parity.
+(callbacks/encoder_cache.py) fill and attach the store at setup. The one-off cost (encoding every clip
+once) and the per-run check that later runs pay (hashing audio bytes and encoder weights) are reported
+beside the speed-up, with the loss parity.
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ class MixtureDataModule(LightningDataModule):
             return readers
         if self._feature_store is None:
             raise RuntimeError("feature_cache is set but no store is attached; callbacks.EncoderCacheFill (which "
-                               "SpeechLMModule adds to its Trainer) fills it at setup, or call paralm.features_cache.ensure_feature_cache and attach_feature_store")
+                               "SpeechLMModule adds to its Trainer) fills it at setup, or call "
+                               "paralm.features_cache.ensure_feature_cache and attach_feature_store")
         return [CachedSampleReader(r, self._feature_store) for r in readers]
 
     # --- training -----------------------------------------------------------------------------
