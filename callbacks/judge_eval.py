@@ -17,12 +17,14 @@ module only through `generate()` and the logger.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from paralm.api.chat_types import ClientConfig
 from paralm.eval.generation import flatten_metrics, gather_rows, generate_rows
 from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
@@ -39,44 +41,49 @@ class JudgeEvalCallback(pl.Callback):
         out_dir: where predictions and judge results go (default: the run folder's judge_eval/, i.e.
             <trainer.default_root_dir>/judge_eval, which `paralm fit` points at <root>/<run_name>).
         at_fit_end: also run once when fit ends (unless the last validation already did at that step).
-        judge_base_url: OpenAI-compatible endpoint of the judge (None: LLM judge off).
-        judge_model: model name sent to the judge endpoint.
+        client: the judge's API client (`ClientConfig`: base_url, model, api_key_env, concurrency,
+            timeout_s, max_retries, backoff, budget, prices); None: LLM judge off. Its cache defaults to
+            <out_dir>/judge_cache.sqlite.
         rubric: judge rubric name (reference_match | paralinguistic_fit | label_binary).
-        api_key_env: name of the environment variable holding the judge API key (never the key itself).
-        concurrency: simultaneous judge requests.
-        timeout_s: per-request timeout of judge calls.
         table_rows: at most this many rows in the W&B table.
         audio_rows: the first this many table rows carry the clip as `wandb.Audio` (0: none; clips are
             read again from the shards, so keep it small).
-        max_retries: retries of a failed judge request (connection errors, 429/5xx; Retry-After honoured).
         judge: how each judge request is sampled (max_tokens, temperature, json_mode, invalid_retries
             re-asks of unreadable replies, max_field_chars): the same settings as `paralm judge`.
+        judge_base_url: earlier flat spelling of `client.base_url` (configs written before `client`).
+        judge_model: earlier flat spelling of `client.model` ("judge" when only judge_base_url is given).
+        api_key_env: earlier flat spelling of `client.api_key_env`.
+        concurrency: earlier flat spelling of `client.concurrency`.
+        timeout_s: earlier flat spelling of `client.timeout_s`.
+        max_retries: earlier flat spelling of `client.max_retries`.
     """
 
     def __init__(self, every_n_validations: int = 1, split: str = "val", max_samples: int | None = None,
-                 out_dir: str | None = None, at_fit_end: bool = True, judge_base_url: str | None = None,
-                 judge_model: str = "judge", rubric: str = "reference_match",
-                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, timeout_s: float = 60.0,
-                 table_rows: int = 200, audio_rows: int = 16, max_retries: int = 5,
-                 judge: JudgeSettings | None = None) -> None:
+                 out_dir: str | None = None, at_fit_end: bool = True, client: ClientConfig | None = None,
+                 rubric: str = "reference_match", table_rows: int = 200, audio_rows: int = 16,
+                 judge: JudgeSettings | None = None, judge_base_url: str | None = None,
+                 judge_model: str | None = None, api_key_env: str | None = None, concurrency: int | None = None,
+                 timeout_s: float | None = None, max_retries: int | None = None) -> None:
         self.every = max(1, int(every_n_validations))
         self.split = split
         self.max_samples = max_samples
         self.out_dir = out_dir
         self.at_fit_end = at_fit_end
-        self.judge_base_url = judge_base_url
-        self.judge_model = judge_model
+        self.client = with_flat_keys(client, judge_base_url=judge_base_url, judge_model=judge_model,
+                                     api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout_s,
+                                     max_retries=max_retries)
         self.rubric = rubric
-        self.api_key_env = api_key_env
-        self.concurrency = concurrency
-        self.timeout_s = timeout_s
         self.table_rows = table_rows
         self.audio_rows = max(0, int(audio_rows))
-        self.max_retries = int(max_retries)
         self.judge_settings = judge if judge is not None else JudgeSettings()
         self.validations = 0
         self.last_step: int | None = None
         self.history: list[dict] = []
+
+    @property
+    def judge_base_url(self) -> str | None:
+        """The judge endpoint, None when the LLM judge is off."""
+        return None if self.client is None else self.client.base_url
 
     # ---- hooks ------------------------------------------------------------------------------------
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -112,11 +119,11 @@ class JudgeEvalCallback(pl.Callback):
         write_predictions(out / "predictions.jsonl", rows)
         metrics = flatten_metrics("eval", score_predictions(rows))
         judged = None
-        if self.judge_base_url:
+        if self.client is not None:
             summary, judged = self._judge(rows, out)
             metrics.update(flatten_metrics("judge", summary))
         else:
-            rank_zero_info("JudgeEvalCallback: LLM judge is off (no judge_base_url); deterministic scorers only")
+            rank_zero_info("JudgeEvalCallback: LLM judge is off (no client); deterministic scorers only")
         metrics["eval/n_items"] = float(len(rows))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         self.history.append({"step": step, "folder": str(out), **metrics})
@@ -124,15 +131,13 @@ class JudgeEvalCallback(pl.Callback):
         return metrics
 
     def _judge(self, rows: list[PredictionRow], out: Path):
-        from paralm.api.client import ChatClient, ClientConfig
+        from paralm.api.client import ChatClient
         from paralm.judge.commands import judge_to_dir
         from paralm.judge.judge import Judge
         from paralm.judge.results import read_judged
 
-        config = ClientConfig(base_url=self.judge_base_url, model=self.judge_model, api_key_env=self.api_key_env,
-                              concurrency=self.concurrency, timeout_s=self.timeout_s,
-                              max_retries=self.max_retries, cache_path=str(out.parent / "judge_cache.sqlite"))
-        client = ChatClient(config)
+        cache = self.client.cache_path or str(out.parent / "judge_cache.sqlite")
+        client = ChatClient(replace(self.client, cache_path=cache))
         try:
             summary = judge_to_dir(rows, Judge(client, self.rubric, self.judge_settings), out)
         finally:
@@ -146,6 +151,22 @@ class JudgeEvalCallback(pl.Callback):
                 clips = read_clips(trainer.datamodule, self.split, [r.key for r in rows[:self.audio_rows]])
                 columns, data = _table(rows, judged, self.table_rows, clips, self.audio_rows)
                 logger.log_table(key=f"judge_eval/{self.split}", columns=columns, data=data)
+
+
+# earlier flat init_args -> ClientConfig field (the others kept their names)
+FLAT_CLIENT_KEYS = {"judge_base_url": "base_url", "judge_model": "model"}
+
+
+def with_flat_keys(client: ClientConfig | None, **flat) -> ClientConfig | None:
+    """`client` with the earlier flat init_args that were given (not None) applied on top. Without a
+    `client`, they make one only when `judge_base_url` is set (as before: no endpoint, no judge), with
+    the model "judge" unless `judge_model` names one."""
+    given = {FLAT_CLIENT_KEYS.get(k, k): v for k, v in flat.items() if v is not None}
+    if client is not None:
+        return replace(client, **given)
+    if "base_url" not in given:
+        return None
+    return ClientConfig(**{"model": "judge", **given})
 
 
 def _table(rows: list[PredictionRow], judged, limit: int, clips: dict | None = None,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from paralm.api.chat_types import client_default
+
 # new name -> (dest, type, help, old spellings kept as hidden aliases for one release)
 CLIENT_FLAGS: dict[str, tuple[str, type, str, tuple[str, ...]]] = {
     "--timeout": ("timeout_s", float, "seconds per request attempt", ("--timeout-s",)),
@@ -25,9 +27,7 @@ CLIENT_FLAGS: dict[str, tuple[str, type, str, tuple[str, ...]]] = {
     "--price-per-1k-prompt": ("price_per_1k_prompt", float, "USD per 1,000 prompt tokens", ()),
     "--price-per-1k-completion": ("price_per_1k_completion", float, "USD per 1,000 completion tokens", ()),
 }
-CLIENT_DEFAULTS = {"timeout_s": 60.0, "max_retries": 5, "backoff_base_s": 0.5, "backoff_max_s": 20.0,
-                   "retry_after_cap_s": 30.0, "budget_usd": None, "price_per_1k_prompt": 0.0,
-                   "price_per_1k_completion": 0.0}
+CLIENT_DEFAULTS = {dest: client_default(dest) for dest, *_ in CLIENT_FLAGS.values()}  # declared in ClientConfig
 
 
 def add_flag(parser: argparse.ArgumentParser, name: str, dest: str, type_, default, help_: str,

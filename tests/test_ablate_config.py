@@ -70,3 +70,21 @@ def test_select_sets_launcher_devices_and_extra_fit_configs(tmp_path):
     assert (cfg.launcher, cfg.devices, cfg.fit_configs) == ("local", 1, [])
     with pytest.raises(ValueError, match="devices must be >= 1"):
         select(cfg, devices=-1)
+
+
+def test_judge_client_is_a_nested_client_config_and_the_flat_spelling_still_reads(tmp_path):
+    from paralm.api.chat_types import ClientConfig
+
+    url = "http://127.0.0.1:8000/v1"
+    nested = parse_ablation({**kit_ablation(tmp_path, tmp_path / "shards"),
+                             "judge": {"client": {"base_url": url, "model": "j", "timeout_s": 9.0}}})
+    flat = parse_ablation({**kit_ablation(tmp_path, tmp_path / "shards"),
+                           "judge": {"base_url": url, "model": "j", "timeout_s": 9.0}})
+    assert nested.judge.client == flat.judge.client == ClientConfig(base_url=url, model="j", timeout_s=9.0)
+    assert nested.judge.client.concurrency == 8 and nested.judge.client.api_key_env == "OPENAI_API_KEY"
+    with pytest.raises(ValueError, match=r"judge: unknown key\(s\) \['rubrik'\]"):
+        parse_ablation({**kit_ablation(tmp_path, tmp_path / "shards"),
+                        "judge": {"client": {"base_url": url, "model": "j"}, "rubrik": "x"}})
+    with pytest.raises(ValueError, match="timeout_s"):
+        parse_ablation({**kit_ablation(tmp_path, tmp_path / "shards"),
+                        "judge": {"client": {"base_url": url, "model": "j", "timeout_s": 0}}})

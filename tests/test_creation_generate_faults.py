@@ -9,18 +9,19 @@ import re
 from fake_openai_server import FakeOpenAIServer
 from test_creation_generate import clip_metas, prompt_fields, scripted_reply, write_clips
 
+from paralm.api.chat_types import ClientConfig
 from paralm.creation.generate import GenerateConfig, generate
 from paralm.creation.qa_prompt import PROMPT_SHA256, PROMPT_VERSION
 from paralm.data.index import ShardIndex
 from paralm.data.reader import iter_samples
 
 
-def llm_config(base_url: str, tmp_path, **kw) -> GenerateConfig:
-    fields = dict(backend="openai", base_url=base_url, model="gen-test", concurrency=4, timeout_s=0.6,
-                  max_retries=3, backoff_base_s=0.01, backoff_max_s=0.05, retry_after_cap_s=5.0,
-                  state=str(tmp_path / "state"))
-    fields.update(kw)
-    return GenerateConfig(**fields)
+def llm_config(base_url: str, tmp_path, structured: bool = False, **client) -> GenerateConfig:
+    fields = dict(base_url=base_url, model="gen-test", concurrency=4, timeout_s=0.6, max_retries=3,
+                  backoff_base_s=0.01, backoff_max_s=0.05, retry_after_cap_s=5.0)
+    fields.update(client)
+    return GenerateConfig(backend="openai", client=ClientConfig(**fields), structured=structured,
+                          state=str(tmp_path / "state"))
 
 
 def read_failures(out) -> dict[str, str]:

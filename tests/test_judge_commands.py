@@ -50,3 +50,24 @@ def test_outputs_and_min_success_rate_exit_status(tmp_path):
     assert summary["usage"]["cost_usd"] > 0 and summary["rubric"]["name"] == "reference_match"
     assert set(summary["by_type"]) == {"C", "CP", "DP"}
     assert summary["judged"] == 11 and summary["unjudged_reasons"] == {"parse:conflicting_ratings": 1}
+
+
+def test_ablation_judge_calls_the_judge_with_config_objects_not_a_command_line(tmp_path, monkeypatch):
+    import paralm.judge.commands as commands
+    from paralm.api.chat_types import ClientConfig
+    from paralm.runs.ablate_config import JudgeSettings
+    from paralm.runs.ablate_judge import judge_predictions
+
+    def no_parser(*args, **kwargs):
+        raise AssertionError("library code built a command line")
+
+    monkeypatch.setattr(commands, "build_parser", no_parser)
+    pred = write_rows(tmp_path / "p.jsonl", make_rows(5))  # row 5 would need a re-ask (seed + 1)
+    with FakeOpenAIServer(reply_fn=scripted_judge) as server:
+        client = ClientConfig(base_url=server.base_url, model="judge-a", timeout_s=5, backoff_base_s=0.01,
+                              backoff_max_s=0.05, concurrency=2)
+        summary = judge_predictions(JudgeSettings(client=client), pred, tmp_path / "judge", seed=7)
+        bodies = [e["body"] for e in server.chat_requests()]
+    assert summary["n"] == 5 and summary["judged"] == 5 and summary["judge_model"] == "judge-a"
+    assert {b["seed"] for b in bodies} == {7} and {b["model"] for b in bodies} == {"judge-a"}
+    assert (tmp_path / "judge" / "judge_cache.sqlite").is_file()  # the command's default cache place

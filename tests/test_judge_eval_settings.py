@@ -34,5 +34,24 @@ def test_callback_sends_its_judge_settings_and_re_asks_unreadable_replies(tmp_pa
 
 
 def test_callback_defaults_are_the_judge_commands_defaults():
-    cb = JudgeEvalCallback()
-    assert cb.judge_settings == JudgeSettings() and cb.max_retries == 5
+    cb = JudgeEvalCallback(judge_base_url="http://127.0.0.1:9/v1")
+    assert cb.judge_settings == JudgeSettings() and cb.client.max_retries == 5
+
+
+def test_callback_client_is_a_nested_client_config_in_a_config_file_and_flat_keys_still_work(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    from paralm.api.chat_types import ClientConfig
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(JudgeEvalCallback, "callback")
+    url = "http://127.0.0.1:8000/v1"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(f"callback:\n  client: {{base_url: '{url}', model: judge-a, concurrency: 1, max_retries: 2}}\n")
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(f"callback: {{judge_base_url: '{url}', judge_model: judge-a, concurrency: 1, max_retries: 2}}\n")
+    made = [parser.instantiate_classes(parser.parse_path(str(p))).callback for p in (nested, flat)]
+    expected = ClientConfig(base_url=url, model="judge-a", concurrency=1, max_retries=2)
+    assert made[0].client == made[1].client == expected
+    assert made[0].judge_base_url == url and made[0].client.timeout_s == 60.0  # the one declared default
+    assert JudgeEvalCallback(judge_model="judge-a").client is None  # no endpoint: the LLM judge stays off

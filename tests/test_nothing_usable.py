@@ -12,6 +12,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from test_creation_generate import clip_metas, scripted_reply, write_clips
 
+from paralm.api.chat_types import ClientConfig
 from paralm.creation.generate import GenerateConfig, generate
 from paralm.creation.generate import main as generate_main
 from paralm.fault.exits import FaultExit
@@ -71,13 +72,14 @@ def test_too_few_clips_with_pairs_is_below_the_default_success_rate(tmp_path):
 def test_retry_failed_asks_the_server_again_instead_of_reserving_the_cached_invalid_reply(tmp_path):
     # "flaky" transcripts get prose (not JSON) from the scripted generator on sampling seed 0 only
     src = write_clips(tmp_path / "src", clip_metas(3, special={0: "flaky clip that rambles on"}))
-    cfg = dict(backend="openai", model="gen-test", invalid_retries=0, concurrency=2, state=str(tmp_path / "state"),
-               timeout_s=5.0, backoff_base_s=0.01, backoff_max_s=0.05)
     with FakeOpenAIServer(reply_fn=scripted_reply) as server:
-        first = generate(src, tmp_path / "out1", GenerateConfig(base_url=server.base_url, **cfg), quiet=True)
+        client = ClientConfig(base_url=server.base_url, model="gen-test", concurrency=2, timeout_s=5.0,
+                              backoff_base_s=0.01, backoff_max_s=0.05)
+        cfg = dict(backend="openai", client=client, invalid_retries=0, state=str(tmp_path / "state"))
+        first = generate(src, tmp_path / "out1", GenerateConfig(**cfg), quiet=True)
         assert first["failures"] == {"not_json": 1} and len(server.chat_requests()) == 3
         server.clear_log()
-        retry = generate(src, tmp_path / "out2", GenerateConfig(base_url=server.base_url, retry_failed=True, **cfg),
+        retry = generate(src, tmp_path / "out2", GenerateConfig(retry_failed=True, **cfg),
                          quiet=True)
         sent = server.chat_requests()
     assert len(sent) == 1 and sent[0]["body"]["seed"] == 1  # asked anew, with the next sample seed

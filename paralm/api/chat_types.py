@@ -67,6 +67,11 @@ class ClientConfig:
         check_budget_prices(self.budget_usd, self.price_per_1k_prompt, self.price_per_1k_completion)
 
 
+def client_default(name: str) -> Any:
+    """The default of ClientConfig's field `name`, for commands whose flags show it (declared only here)."""
+    return ClientConfig.__dataclass_fields__[name].default
+
+
 @dataclass
 class ChatRequest:
     """One chat completion to ask for.

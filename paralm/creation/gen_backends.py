@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from paralm.api.client import ApiError, ChatClient, ChatRequest, ClientConfig
+from paralm.api.client import ApiError, ChatClient, ChatRequest
 from paralm.api.reask import with_format_reminder
 from paralm.creation.gen_config import GenerateConfig
 from paralm.creation.gen_inputs import GenInput, describe_labels
@@ -98,13 +98,8 @@ class OpenAIBackend:
 
     def __init__(self, cfg: GenerateConfig, state_dir: Path) -> None:
         self.cfg = cfg
-        cache = cfg.cache or str(state_dir / "api_cache.sqlite")
-        self.client = ChatClient(ClientConfig(
-            base_url=cfg.base_url, model=cfg.model, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
-            timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, retry_after_cap_s=cfg.retry_after_cap_s,
-            backoff_base_s=cfg.backoff_base_s, backoff_max_s=cfg.backoff_max_s,
-            cache_path=cache, budget_usd=cfg.budget_usd, price_per_1k_prompt=cfg.price_per_1k_prompt,
-            price_per_1k_completion=cfg.price_per_1k_completion))
+        cache = cfg.client.cache_path or str(state_dir / "api_cache.sqlite")
+        self.client = ChatClient(replace(cfg.client, cache_path=cache))
 
     def request(self, inp: GenInput, attempt: int) -> ChatRequest:
         n = pairs_wanted(self.cfg, inp.key)
@@ -117,7 +112,7 @@ class OpenAIBackend:
                            input_hash=inp.input_hash)
 
     def _generator(self, req: ChatRequest, model: str) -> dict:
-        return {"backend": "openai", "model": self.cfg.model, "served_by": model, **generator_record(),
+        return {"backend": "openai", "model": self.cfg.client.model, "served_by": model, **generator_record(),
                 "temperature": req.temperature, "max_tokens": req.max_tokens, "seed": req.seed,
                 "sample_index": req.sample_index, "structured": self.cfg.structured, **_base_generator(self.cfg)}
 

@@ -53,13 +53,14 @@ def first_attempt(record: dict | None) -> int:
 
 async def run_pending(pending: list[GenInput], backend: Backend, journal: Journal, cfg: GenerateConfig,
                       eval_sets: EvalSets, quiet: bool = False) -> dict[str, dict]:
-    """Generate for `pending` clips (at most `cfg.concurrency` at once), journaling each finished one.
+    """Generate for `pending` clips (at most the client's `concurrency` at once; the template backend never
+    waits, so one at a time), journaling each finished one.
 
     A clip with a journaled record (a failed one being retried) continues its attempts after that
     record's. Progress (clips done / total, rate, time left) goes to stderr unless `quiet`.
     Returns the unfinished clips' failure records (run-level failures), by key.
     """
-    sem = asyncio.Semaphore(cfg.concurrency)
+    sem = asyncio.Semaphore(cfg.client.concurrency if cfg.client is not None else 1)
     unfinished: dict[str, dict] = {}
     bar = progress_bar(len(pending), "generate", unit="clips", disable=quiet or not pending)
 

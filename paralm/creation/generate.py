@@ -32,7 +32,8 @@ import sys
 from pathlib import Path
 
 from paralm.api.accounting import budget_stop
-from paralm.cli_flags import add_client_flags
+from paralm.api.chat_types import ClientConfig, client_default
+from paralm.cli_flags import add_client_flags, client_kwargs
 from paralm.cli_guard import refuse_secret_argv
 from paralm.creation.gen_backends import make_backend
 from paralm.creation.gen_config import BACKEND_NAMES, GenerateConfig
@@ -54,6 +55,8 @@ from paralm.creation.qa_prompt import PROMPT_SHA256, PROMPT_VERSION
 from paralm.creation.qa_template import TEMPLATE_VERSION
 from paralm.fault.exits import EXIT_NOTHING_USABLE, EXIT_UNFINISHED, EXIT_USER_ERROR, FaultExit
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # a local vLLM or `transformers serve`
+
 
 def load_inputs(src: Path, cfg: GenerateConfig) -> list[GenInput]:
     """Generator inputs for every readable clip of `src`, in index order (labels permuted when asked)."""
@@ -70,7 +73,7 @@ def provenance(cfg: GenerateConfig) -> dict:
     rec = {"backend": cfg.backend, "labels": cfg.labels, "permute_labels": cfg.permute_labels,
            "pairs_min": cfg.pairs_min, "pairs_max": cfg.pairs_max, "seed": cfg.seed}
     if cfg.backend == "openai":
-        rec.update(model=cfg.model, prompt_version=PROMPT_VERSION, prompt_sha256=PROMPT_SHA256,
+        rec.update(model=cfg.client.model, prompt_version=PROMPT_VERSION, prompt_sha256=PROMPT_SHA256,
                    temperature=cfg.temperature, structured=cfg.structured)
     else:
         rec.update(version=TEMPLATE_VERSION)
@@ -145,15 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs-min", type=int, default=d.pairs_min, help="fewest pairs for a valid generation")
     p.add_argument("--pairs-max", type=int, default=d.pairs_max, help="most pairs kept per clip")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of pair counts, templates and sampling")
-    p.add_argument("--base-url", default=d.base_url, help="OpenAI-compatible endpoint root")
-    p.add_argument("--model", default=d.model, help="model name at the endpoint")
-    p.add_argument("--api-key-env", default=d.api_key_env, help="environment variable holding the API key")
+    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible endpoint root")
+    p.add_argument("--model", default="", help="model name at the endpoint")
+    p.add_argument("--api-key-env", default=client_default("api_key_env"),
+                   help="environment variable holding the API key")
     p.add_argument("--structured", action="store_true", help="ask for json_schema structured output")
     p.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature")
     p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="completion length cap per request")
-    p.add_argument("--concurrency", type=int, default=d.concurrency, help="clips (and requests) in flight")
-    add_client_flags(p, {"timeout_s": d.timeout_s, "max_retries": d.max_retries, "backoff_base_s": d.backoff_base_s,
-                         "backoff_max_s": d.backoff_max_s, "retry_after_cap_s": d.retry_after_cap_s})
+    p.add_argument("--concurrency", type=int, default=client_default("concurrency"),
+                   help="clips (and requests) in flight")
+    add_client_flags(p)
     p.add_argument("--invalid-retries", type=int, default=d.invalid_retries, help="new samples after invalid JSON")
     p.add_argument("--cache", default=None, help="SQLite API cache (default: <state>/api_cache.sqlite)")
     p.add_argument("--state", default=None, help="journal + cache folder of a resumable run (default: <out>.state)")
@@ -176,15 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def client_from_args(args: argparse.Namespace) -> ClientConfig | None:
+    """The openai backend's API client from the flags (None for the template backend, which calls nothing).
+
+    `--cache` None stays None here: the backend puts the cache in the state folder."""
+    if args.backend != "openai":
+        return None
+    if not args.model:
+        raise ValueError("--model is required with --backend openai")
+    return ClientConfig(base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+                        concurrency=args.concurrency, cache_path=args.cache, **client_kwargs(args))
+
+
 def config_from_args(args: argparse.Namespace) -> GenerateConfig:
     filters = FilterConfig(paraphrase_threshold=args.paraphrase_threshold,
                            near_duplicate_threshold=args.near_duplicate_threshold,
                            leak_threshold=args.leak_threshold, max_answer_words=args.max_answer_words)
-    names = ("backend", "labels", "permute_labels", "pairs_min", "pairs_max", "seed", "base_url", "model",
-             "api_key_env", "structured", "temperature", "max_tokens", "concurrency", "timeout_s", "max_retries",
-             "retry_after_cap_s", "backoff_base_s", "backoff_max_s", "invalid_retries", "budget_usd", "price_per_1k_prompt",
-             "price_per_1k_completion", "cache", "state", "eval_sets", "eval_splits", "retry_failed", "min_success_rate")
-    return GenerateConfig(**{n: getattr(args, n) for n in names}, filters=filters)
+    names = ("backend", "labels", "permute_labels", "pairs_min", "pairs_max", "seed", "structured", "temperature",
+             "max_tokens", "invalid_retries", "state", "eval_sets", "eval_splits", "retry_failed", "min_success_rate")
+    return GenerateConfig(**{n: getattr(args, n) for n in names}, client=client_from_args(args), filters=filters)
 
 
 def check_usable(report: dict, min_success_rate: float, where: Path) -> None:
@@ -219,7 +233,7 @@ def main(argv: list[str]) -> int:
     except (JournalMismatch, FileExistsError, FileNotFoundError) as err:
         print(f"paralm data generate: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-    stop = budget_stop(report.get("usage_this_run") or {}, cfg.budget_usd)
+    stop = budget_stop(report.get("usage_this_run") or {}, cfg.client.budget_usd if cfg.client else None)
     if stop is not None:
         print(f"paralm data generate: {stop}", file=sys.stderr)
         return stop.exit_code

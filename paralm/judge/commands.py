@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from paralm.api.accounting import budget_stop
+from paralm.api.chat_types import client_default
 from paralm.api.client import ChatClient, ClientConfig
 from paralm.cli_flags import JUDGE_BASE_URL_ENVS, add_client_flags, client_kwargs, judge_base_url
 from paralm.cli_guard import refuse_secret_argv
@@ -47,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                    + ")")
     p.add_argument("--model", default=os.environ.get(MODEL_ENV), help=f"judge model name (default: ${MODEL_ENV})")
     p.add_argument("--rubric", default="reference_match", choices=sorted(RUBRICS), help="rubric to grade with")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="name of the env var holding the API key")
-    p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at once")
+    p.add_argument("--api-key-env", default=client_default("api_key_env"),
+                   help="name of the env var holding the API key")
+    p.add_argument("--concurrency", type=int, default=client_default("concurrency"),
+                   help="judge requests in flight at once")
     p.add_argument("--cache", default=None, help="SQLite cache file (default: OUT/judge_cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="send every request, keep nothing")
     add_client_flags(p)
@@ -109,19 +112,32 @@ def judge_to_dir(rows: list[PredictionRow], judge: Judge, out: str | Path, seed:
     return summary
 
 
+def judge_file(predictions: str | Path, out: str | Path, client: ClientConfig, rubric: str = "reference_match",
+               settings: JudgeSettings | None = None, show_progress: bool = False) -> dict:
+    """Judge a predictions file into `out` with the given client and settings; return the summary.
+
+    The library form of `paralm judge` (the ablation calls it): the caller decides the cache
+    (`client.cache_path`; the command's default is OUT/judge_cache.sqlite). The summary's CI seed is the
+    judge's sampling seed.
+    """
+    settings = settings or JudgeSettings()
+    rows = read_predictions(predictions)
+    chat = ChatClient(client)
+    try:
+        return judge_to_dir(rows, Judge(chat, get_rubric(rubric), settings), out, seed=settings.seed or 0,
+                            show_progress=show_progress)
+    finally:
+        chat.close_cache()
+
+
 def run_judge(args: argparse.Namespace) -> dict:
     """Judge the predictions file named by the flags; return the summary."""
     out = Path(args.out)
-    rows = read_predictions(args.predictions)
     settings = JudgeSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
                              sample_index=args.sample_index, json_mode=not args.no_json_mode,
                              max_field_chars=args.max_field_length or None, invalid_retries=args.invalid_retries)
-    client = ChatClient(client_config(args, out))
-    try:
-        return judge_to_dir(rows, Judge(client, get_rubric(args.rubric), settings), out, seed=args.seed,
-                            show_progress=not args.quiet)
-    finally:
-        client.close_cache()
+    return judge_file(args.predictions, out, client_config(args, out), args.rubric, settings,
+                      show_progress=not args.quiet)
 
 
 def main_judge(argv: list[str] | None = None) -> int:

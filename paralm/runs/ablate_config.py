@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from paralm.api.chat_types import ClientConfig
 from paralm.data.prompts import PromptConfig
 from paralm.dataclass_io import from_dict
 from paralm.lit_module import GenerationConfig
@@ -141,14 +142,32 @@ class JudgeSettings:
     """Optional LLM judge over the saved predictions (key from the environment only).
 
     Args:
-        base_url: OpenAI-compatible endpoint root.
-        model: judge model name.
-        api_key_env: environment variable that holds the key.
+        client: the judge's API client (`ClientConfig`: base_url, model, api_key_env, concurrency, timeouts,
+            retries, budget, prices, ...); its cache defaults to each judged folder's judge_cache.sqlite.
+            The earlier flat spelling `judge: {base_url, model, api_key_env}` is still read (`judge_section`).
     """
 
-    base_url: str
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
+    client: ClientConfig
+
+
+def judge_section(data: Any) -> dict:
+    """The `judge:` mapping with client keys written flat (`{base_url, model, ...}`, the earlier spelling)
+    moved under `client:`; unknown keys are an error naming the valid ones."""
+    if not isinstance(data, dict):
+        raise ValueError(f"judge: expected a mapping, got {type(data).__name__}")
+    client_keys = {f.name for f in dataclasses.fields(ClientConfig)}
+    flat = {k: v for k, v in data.items() if k in client_keys}
+    rest = {k: v for k, v in data.items() if k not in client_keys}
+    if flat:
+        nested = rest.get("client") or {}
+        if not isinstance(nested, dict):
+            raise ValueError(f"judge.client: expected a mapping, got {type(nested).__name__}")
+        rest["client"] = {**flat, **nested}
+    _check_keys("judge", rest, JudgeSettings)
+    if not isinstance(rest.get("client"), dict):
+        raise ValueError(f"judge: give the judge endpoint as client: {{base_url, model}}; valid client keys: "
+                         f"{sorted(client_keys)}")
+    return rest
 
 
 @dataclass
@@ -255,7 +274,7 @@ def parse_ablation(data: Any, base_dir: str | Path = ".") -> AblationConfig:
         if key in data:
             _check_keys(key, data[key], cls)
     if data.get("judge") is not None:
-        _check_keys("judge", data["judge"], JudgeSettings)
+        data = {**data, "judge": judge_section(data["judge"])}
     rows = {name: _row(name, spec) for name, spec in data["rows"].items()}
     sections = {"data": DataSettings, "train": TrainSettings, "logging": LoggingSettings, "judge": JudgeSettings}
     kwargs = {k: (from_dict(sections[k], v) if k in sections and v is not None else v)
