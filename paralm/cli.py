@@ -5,7 +5,9 @@
 they drive and are looked up in `COMMANDS` (module path, function name) so that importing the CLI stays
 cheap and a missing optional part fails only when used. Every non-Lightning command runs inside
 `paralm.cli_guard.guarded`: keys in flags refused, user errors as one line with exit 2, secrets masked,
-tracebacks only for bugs (or with the global `--debug`). Exit codes: `paralm --help` (paralm/fault/exits.py).
+tracebacks only for bugs (or with the global `--debug`), and inside `paralm.cli_config_file.options_files`:
+`--config FILE.yaml` (a mapping of the command's own options) and `--print-config` for every command.
+Exit codes: `paralm --help` (paralm/fault/exits.py).
 """
 
 from __future__ import annotations
@@ -96,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             fn = getattr(importlib.import_module(module), func)
         except ModuleNotFoundError as err:
             raise UserError(f"{prog}: not available ({err})") from err
-        return fn(args)
+        with options_files(prog):  # `--config FILE.yaml` / `--print-config` for every command
+            return fn(args)
 
+    from paralm.cli_config_file import options_files
     from paralm.cli_guard import guarded
 
     return guarded(prog, load_and_run, rest, debug=debug)
