@@ -94,6 +94,7 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
 def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: dict) -> None:
     """Train and evaluate every group with an unfinished row; finished rows are kept."""
     from paralm.runs.ablate_run import is_finished, train_and_evaluate
+    from paralm.runs.ablate_wandb import log_eval_run
 
     todo = [(names, seed, [n for n in names if not is_finished(cfg.out, n, seed)]) for names, seed in groups]
     kept = sum(len(names) - len(left) for names, _, left in todo)
@@ -102,7 +103,8 @@ def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: 
     torch.set_num_threads(max(1, cfg.train.threads))
     for names, seed, left in tqdm([t for t in todo if t[2]], desc="ablation trainings", unit="run"):
         t1 = time.time()
-        train_and_evaluate(cfg, names, seed, paths, evaluate=left)
+        for scores in train_and_evaluate(cfg, names, seed, paths, evaluate=left):
+            log_eval_run(cfg, scores)  # a row on another row's weights (the oracle) gets its own W&B run
         tqdm.write(f"ablate: {'+'.join(left)} seed {seed} done in {time.time() - t1:.0f} s")
 
 
