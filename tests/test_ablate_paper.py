@@ -29,11 +29,9 @@ TINY_CPU = {  # sizes only: the paper's shape (frozen encoder, projector, LoRA L
 }
 
 
-@pytest.fixture(scope="module")
-def paper(tmp_path_factory):
-    """The shipped paper ablation, pointed at the kit corpus (its own base config kept)."""
-    shards, cache = shared_kit(tmp_path_factory)
-    tmp = tmp_path_factory.mktemp("paper")
+def write_paper_files(tmp: Path, shards: Path, cache: Path) -> Path:
+    """`tmp/paper.yaml` (the shipped paper ablation pointed at the kit corpus, its own base config kept)
+    and `tmp/tiny_cpu.yaml` (the size override); returns tmp."""
     doc = yaml.safe_load((ROOT / "experiments" / "ablation_paper.yaml").read_text())
     doc["model"] = str(ROOT / "experiments" / doc["model"])
     doc["out"] = str(tmp / "out")
@@ -43,6 +41,12 @@ def paper(tmp_path_factory):
     (tmp / "paper.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))  # row order names the pairs
     (tmp / "tiny_cpu.yaml").write_text(yaml.safe_dump(TINY_CPU))
     return tmp
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory):
+    shards, cache = shared_kit(tmp_path_factory)
+    return write_paper_files(tmp_path_factory.mktemp("paper"), shards, cache)
 
 
 def test_paper_ablation_base_is_the_gpu_fit_config():
@@ -61,7 +65,8 @@ def test_slurm_launcher_writes_a_requeue_safe_job_array_after_a_preparation_job(
     assert options["array"] == "0-14"  # 5 training signatures (oracle shares explicit's weights) x 3 seeds
     assert "requeue" in options and options["gres"] == "gpu:1"
     command = array.strip().splitlines()[-1]
-    assert "--pair-index ${SLURM_ARRAY_TASK_ID}" in command and "--steps 2" in command and "--launcher" not in command
+    assert "--pair-index ${SLURM_ARRAY_TASK_ID}" in command and "--steps 2" in command
+    assert command.count("--launcher") == 1 and "--launcher local" in command  # the task trains its own pair
     assert command.split()[1:3] == ["ablate", str(paper / "paper.yaml")]
     assert "--prepare-only" in (folder / "prepare.sbatch").read_text()
     submit = (folder / "submit.sh").read_text()

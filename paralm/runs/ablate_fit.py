@@ -15,6 +15,12 @@ for every seed; the seed changes initialisation and dropout.
 
 `--resume auto_or_new` makes an interrupted row continue from its newest verified checkpoint; a row
 whose checkpoint already holds the final step is not trained again.
+
+`train.batch_size` is the global batch of one optimizer step, wherever the pair trains: under
+`--launcher fabric|torchrun --devices N` each of the N processes takes batch_size / N items (the
+overlay's `data.batch_size`), and the seeded plan (`samples_per_epoch`, global) is the same, so with
+the loss normalised over all ranks' tokens the N-process run trains the weights of the one-process run
+(tests/test_ablate_fabric.py). A batch that N does not divide is refused rather than silently changed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from paralm.fault.exits import FaultExit
+from paralm.atomic_files import atomic_write_text
+from paralm.fault.exits import FaultExit, UserError
 from paralm.runs.ablate_config import SOURCE_KINDS, AblationConfig, cache_root
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,20 @@ def checkpoint_every(steps: int, cfg_every: int | None = None) -> int:
     """A checkpoint interval that divides `steps` (so the last step is saved), about 4 per run by default."""
     target = max(1, cfg_every or steps // 4)
     return max(d for d in range(1, min(target, steps) + 1) if steps % d == 0)
+
+
+def processes(cfg: AblationConfig) -> int:
+    """How many training processes the launcher starts per pair (fabric and torchrun: `devices`)."""
+    return cfg.devices if cfg.launcher in ("fabric", "torchrun") else 1
+
+
+def process_batch(cfg: AblationConfig) -> int:
+    """Each process's share of the global `train.batch_size` (see the module docstring)."""
+    n, batch = processes(cfg), cfg.train.batch_size
+    if batch % n:
+        raise UserError(f"train.batch_size {batch} is the global batch of a step; --devices {n} does not divide "
+                        f"it (choose a batch size that is a multiple of {n})")
+    return batch // n
 
 
 def base_config(cfg: AblationConfig) -> Path:
@@ -76,9 +97,7 @@ def _plain(value):
 def _write_yaml(path: Path, doc: dict, header: str) -> None:
     text = header + yaml.safe_dump(doc, sort_keys=False)
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_text(path, text)
 
 
 def _base_callbacks(cfg: AblationConfig) -> list:
@@ -126,7 +145,7 @@ def row_overlay(cfg: AblationConfig, row: str, paths: dict[str, Path]) -> dict:
                  "test_sources": [{"name": "general", "path": str(paths["general"]), "kind": "general",
                                    "split": cfg.data.test_split}],
                  "train_prompt": _prompt(cfg, spec.train_prompt), "eval_prompt": _prompt(cfg, spec.eval_prompt),
-                 "batch_size": train.batch_size, "max_batch_seconds": None, "num_workers": train.num_workers,
+                 "batch_size": process_batch(cfg), "max_batch_seconds": None, "num_workers": train.num_workers,
                  "samples_per_epoch": train.steps * train.batch_size, "max_duration": None,
                  "feature_cache": feature_cache},
     }

@@ -5,7 +5,9 @@
     torchrun  every pair as `torchrun --standalone --nproc_per_node N paralm/launch.py fit ...`
     slurm     writes <out>/slurm/: prepare.sbatch (derived data), pairs.sbatch (a job array, one task per
               pair, `--requeue`: a requeued task resumes through `--resume auto_or_new`), submit.sh (the
-              array depends on the preparation); `paralm ablate FILE --report-only` collects afterwards
+              array depends on the preparation); `paralm ablate FILE --report-only` collects afterwards.
+              A task trains its pair in its own process (`--launcher local`, whatever the file says: a
+              file with `launcher: slurm` would otherwise ask each task to write job scripts again).
 
 Every launcher runs the same `paralm fit` arguments (paralm/runs/ablate_fit.py), so a pair trains the same
 way wherever it runs; evaluation follows in the process that launched the training (for slurm: the task).
@@ -64,7 +66,7 @@ def write_slurm(config: str | Path, out: str | Path, n_pairs: int, extra: list[s
     (folder / "pairs.sbatch").write_text("\n".join(
         [*head, "#SBATCH --job-name=ablate-pairs", f"#SBATCH --array=0-{n_pairs - 1}",
          f"#SBATCH --gres=gpu:{devices}", f"#SBATCH --ntasks-per-node={devices}", "#SBATCH --requeue",
-         "set -euo pipefail", f"{paralm} --pair-index ${{SLURM_ARRAY_TASK_ID}}", ""]))
+         "set -euo pipefail", f"{paralm} --launcher local --pair-index ${{SLURM_ARRAY_TASK_ID}}", ""]))
     submit = folder / "submit.sh"
     submit.write_text("\n".join(
         ["#!/bin/bash", "set -euo pipefail", f"prep=$(sbatch --parsable {folder / 'prepare.sbatch'})",
