@@ -78,3 +78,34 @@ def test_rerun_skips_finished_rows(finished, capsys):
     assert main([str(finished.parent / "ablation.yaml")]) == 0
     assert scores.stat().st_mtime_ns == before
     assert "2 finished (row, seed) pair(s) kept" in capsys.readouterr().out
+
+
+def test_report_says_how_many_dp_items_were_told_apart_by_asks_and_how_many_by_the_fallback(finished):
+    preds = read_predictions(finished / "results" / "baseline" / "seed0" / "predictions.jsonl")
+    dp = [p for p in preds if p.type == "DP"]
+    recorded = sum(1 for p in dp if (p.label_kind or p.asks) is not None)
+    doc = json.loads((finished / "report" / "report.json").read_text())
+    assert doc["dp_asks"]["recorded"] == recorded and doc["dp_asks"]["inferred"] == len(dp) - recorded
+    md = (finished / "report" / "report.md").read_text()
+    assert f"DP test items: {recorded} scored by their recorded `asks` field, {len(dp) - recorded} by" in md
+
+
+def test_the_before_after_benchmark_rescores_saved_predictions_with_both_rules(finished, capsys):
+    import runpy
+    import sys
+
+    from paralm.eval import scorers
+
+    saved = scorers.row_asks
+    argv, sys.argv = sys.argv, ["demo_metric_before_after.py", str(finished),
+                                "--ablation", str(finished.parent / "ablation.yaml")]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "demo_metric_before_after.py"),
+                           run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0 and scorers.row_asks is saved  # the old rule was put back
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| baseline") or line.startswith("| oracle")]
+    assert len(rows) == 2 and all(line.count("[") == 2 for line in rows), table

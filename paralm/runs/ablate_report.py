@@ -16,7 +16,7 @@ from pathlib import Path
 from paralm.eval.predictions import read_predictions
 from paralm.runs.ablate_config import METRICS, AblationConfig
 from paralm.runs.ablate_metrics import DERIVED, SUBSETS, item_values
-from paralm.runs.ablate_run import is_finished, result_dir
+from paralm.runs.ablate_run import SCORES, is_finished, result_dir
 from paralm.runs.ablate_stats import (
     ScoreMatrix,
     aligned,
@@ -165,7 +165,30 @@ def _diff_text(d: dict | None) -> str:
     return f"{_fmt(d['estimate'])} [{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}], interval {sign}"
 
 
-def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops: dict, permuted: dict) -> str:
+def dp_asks_counts(cfg: AblationConfig) -> dict | None:
+    """How the DP test items were told apart (emotion, gender, ...): by their recorded `asks` field, or by
+    the question-text fallback. Every row scores the same test items, so the first finished result says it."""
+    for row in cfg.rows:
+        for seed in cfg.seeds:
+            if is_finished(cfg.out, row, seed):
+                scores = json.loads((result_dir(cfg.out, row, seed) / SCORES).read_text())
+                return scores.get("scorers", {}).get("dp_asks")
+    return None
+
+
+def _asks_line(counts: dict | None) -> list[str]:
+    if not counts:
+        return []
+    line = (f"DP test items: {counts.get('recorded', 0)} scored by their recorded `asks` field, "
+            f"{counts.get('inferred', 0)} by the question-text fallback")
+    if counts.get("inferred"):
+        line += " (items made before the field existed, or foreign data)"
+    by = counts.get("by_asks") or {}
+    return [line + (f"; per target: {', '.join(f'{k} {v}' for k, v in sorted(by.items()))}" if by else "") + ".", ""]
+
+
+def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops: dict, permuted: dict,
+                    asks: dict | None = None) -> str:
     treat, control = cfg.headline
     lines = [f"# Ablation `{cfg.name}`", ""]
     if at_floor(records):
@@ -175,6 +198,7 @@ def render_markdown(cfg: AblationConfig, records: list[dict], head: dict, drops:
              f"Seeds {cfg.seeds}; {cfg.train.steps} steps x batch {cfg.train.batch_size} for every row. "
              f"Cells: mean [95 % bootstrap CI over seeds and items] (relative gain vs `{cfg.baseline}`).", "",
              "Metrics (fixed before the runs):", *[f"- `{k}`: {v}" for k, v in METRICS.items()], ""]
+    lines += _asks_line(asks)
     oracles = [r for r in cfg.rows if cfg.rows[r].is_oracle]
     if oracles:
         lines += [f"ORACLE rows (gold metadata at evaluation, an upper bound, not a method): {oracles}", ""]
@@ -208,10 +232,11 @@ def write_report(cfg: AblationConfig) -> dict:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(records)
-    md = render_markdown(cfg, records, head, drops, permuted)
+    asks = dp_asks_counts(cfg)
+    md = render_markdown(cfg, records, head, drops, permuted, asks)
     (out / "report.md").write_text(md)
     doc = {"records": records, "headline": head, "shuffled_drop": drops, "permuted_drop": permuted,
-           "at_floor": at_floor(records)}
+           "at_floor": at_floor(records), "dp_asks": asks}
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     from paralm.runs.ablate_plot import plot_report
 
