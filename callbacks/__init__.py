@@ -17,7 +17,7 @@ _WHERE = {
     "TelemetryCallback": "callbacks.telemetry",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = ["EncoderCacheFill", "JudgeEvalCallback", "NonFiniteGuard", "PreemptionCheckpoint", "TelemetryCallback"]
 
 if TYPE_CHECKING:
     from callbacks.encoder_cache import EncoderCacheFill
