@@ -145,18 +145,3 @@ def write_source(
 def durations(n: int, seed: int = 0, low: float = 0.2, high: float = 1.2) -> list[float]:
     rng = np.random.default_rng(seed)
     return [round(float(x), 3) for x in rng.uniform(low, high, size=n)]
-
-
-def one_torch_thread():
-    """Generator body for a fixture: torch in one thread (as in dataloader workers).
-
-    Tiny models and small STFTs run fastest on one thread: on a busy 2-core machine intra-op threading
-    makes small STFTs 10x slower, not faster, and only contends with other processes.
-    Use: `one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)`.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

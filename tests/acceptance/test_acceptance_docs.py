@@ -23,7 +23,7 @@ PLACEHOLDER = re.compile(r"<[^>]*>|\[[^\]]*\]|\$\w+|(?<![\w/.])(N|X\.yaml)(?![\w
 
 def judge_or_generator_reply(body: dict) -> str:
     """The test server answers generation prompts with valid QA pairs and judge prompts with a rating."""
-    from test_creation_generate import scripted_reply
+    from genkit import scripted_reply
 
     try:
         return scripted_reply(body)
