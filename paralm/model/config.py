@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from paralm.dataclass_io import from_dict
+
 TRAINABLE_CHOICES = ("frozen", "lora", "full")
 PROJECTOR_TRAINABLE_CHOICES = ("frozen", "full")
 
@@ -175,11 +177,5 @@ class SpeechLMConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpeechLMConfig:
-        """Inverse of `to_dict` (nested dicts become the nested dataclasses)."""
-        return cls(
-            encoder=EncoderConfig(**data["encoder"]),
-            projector=ProjectorConfig(**data["projector"]),
-            llm=LLMConfig(**data["llm"]),
-            placeholder_token=data.get("placeholder_token", "<|audio|>"),
-            base_init_seed=int(data.get("base_init_seed", 0)),
-        )
+        """Inverse of `to_dict` (nested dicts become the nested dataclasses; an unknown key is an error)."""
+        return from_dict(cls, data)
