@@ -78,3 +78,27 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     """`atomic_write_bytes` for text."""
     with atomic_open(path, "w", encoding=encoding) as f:
         f.write(text)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Fill a hidden temp folder beside `path`; on a clean exit it replaces `path` (an old folder is removed).
+
+    A reader sees the old folder or the finished new one (a converted model, a prepared data set), never a
+    half-written one; on an exception the temp folder is removed and `path` is left as it was.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700; a shared models/ folder must be readable
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        replace_durably(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

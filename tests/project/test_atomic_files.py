@@ -65,3 +65,17 @@ def test_writers_fsync_the_file_and_its_folder(tmp_path, monkeypatch):
     skips.write_skipped(tmp_path / "skipped.jsonl")
     assert kinds == ["file", "dir"]
     assert (tmp_path / "skipped.jsonl").read_text() == ""
+
+
+def test_a_folder_written_atomically_replaces_the_old_one_only_when_finished(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    with pytest.raises(RuntimeError, match="killed"), atomic_files.atomic_folder(target) as tmp:
+        (tmp / "weights").write_text("half")
+        raise RuntimeError("killed")
+    assert (target / "weights").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with atomic_files.atomic_folder(target) as tmp:
+        (tmp / "weights").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["weights"] and (target / "weights").read_text() == "new"
+    assert oct(target.stat().st_mode & 0o777) == "0o755" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
