@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from paralm.eval import scorers  # noqa: E402
-from paralm.runs.ablate_config import load_ablation  # noqa: E402
-from paralm.runs.ablate_report import load_matrices, score_table  # noqa: E402
+from paralm.runs.ablate.config import load_ablation  # noqa: E402
+from paralm.runs.ablate.report import load_matrices, score_table  # noqa: E402
 
 # The question-text rule that scored the README table of the previous round (commit f553fd7): a DP
 # question asked about gender only when it said "gender", "sex" or "male or female" / "man or woman"

@@ -29,7 +29,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.trainer.states import TrainerFn
 
 from paralm.formats.jsonl import JsonlAppender, write_text_atomic
-from paralm.runs.sweep_state import CHECKPOINT_DIR, METRICS_FILE, RANKS_DIR, STOP_FILE, TRIAL_FILE
+from paralm.runs.sweep.state import CHECKPOINT_DIR, METRICS_FILE, RANKS_DIR, STOP_FILE, TRIAL_FILE
 
 log = logging.getLogger(__name__)
 UNRESOLVED = object()

@@ -1,12 +1,18 @@
 """paralm: contextual paralinguistic training and evaluation for Speech-LLMs."""
 
-import sys as _sys
+import importlib as _importlib
 
-from paralm import secret_guard as _secret_guard
+from paralm import moved_modules as _moved_modules
 
 __version__ = "0.1.0"
 
-# `paralm.secrets` is the old name of paralm/secret_guard.py. No file may be called secrets.py: run as a
-# script (`fabric run paralm/launch.py`), its folder would shadow the standard library's `secrets`.
-_sys.modules.setdefault(__name__ + ".secrets", _secret_guard)
-secrets = _secret_guard
+# Old module paths (paralm.checkpointing, paralm.secrets, paralm.runs.ablate.config, ...) resolve to the
+# moved modules themselves: the table and the import hook are in paralm/moved_modules.py.
+_moved_modules.install()
+
+
+def __getattr__(name):
+    """`paralm.secrets` and other moved children of paralm, reached as attributes without an import."""
+    if f"{__name__}.{name}" in _moved_modules.MOVED:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Runs experiments/ablation_demo.yaml (baseline, explicit, implicit, implicit + explicit, the
 permuted-label control and the ORACLE row, three seeds each; every row trains as `paralm fit` on
-experiments/demo/model.yaml plus its overlay, see paralm/runs/ablate_fit.py) and prints the report's
+experiments/demo/model.yaml plus its overlay, see paralm/runs/ablate/fit.py) and prints the report's
 tables (with the shuffled-audio and permuted-metadata controls) and where the report and plot are. Options narrow the run (`--rows`, `--seeds`, `--steps`) or move it
 (`--out`); finished (row, seed) pairs are kept, so a second call only rebuilds the report.
 """
@@ -13,8 +13,8 @@ import argparse
 import time
 from pathlib import Path
 
-from paralm.runs.ablate import run_ablation
-from paralm.runs.ablate_config import load_ablation, select
+from paralm.runs.ablate.command import run_ablation
+from paralm.runs.ablate.config import load_ablation, select
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "ablation_demo.yaml"
 

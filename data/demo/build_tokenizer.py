@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from paralm.creation import qa_template
-from paralm.creation.gen_inputs import input_from_meta
+import paralm.creation.generate.template as qa_template
+from paralm.creation.generate.inputs import input_from_meta
 from paralm.data.index import ShardIndex
 from paralm.data.shards import iter_samples
 from paralm.model.builders import word_tokenizer

@@ -1,0 +1,140 @@
+"""One trial as an operating-system process: start, watch, stop, and what it left on disk.
+
+A trial runs in its own session (process group), so stopping it reaches every rank a DDP launcher
+started. Stopping is polite first: SIGTERM lets the trial's preemption handling write a checkpoint at
+the next step boundary, then SIGKILL after a grace period. The group id is recorded in the sweep
+state, so a driver that was itself killed can find a trial it left running and end it before
+resuming that trial (otherwise two copies would write the same folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from paralm.runs.sweep.state import CHECKPOINT_DIR, METRICS_FILE
+
+INTERRUPTED_MIN_CODE = 124  # 124: grace expired, 128 + N: ended by signal N (paralm/fault/exits.py)
+
+
+class TrialProcess:
+    """A launched trial command; stdout and stderr go to `log_path` (appended across attempts)."""
+
+    def __init__(self, command: list[str], cwd: Path, log_path: Path, env: dict[str, str]) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        self._log.write(f"\n$ {' '.join(command)}\n".encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pgid(self) -> int:
+        return self.proc.pid  # the session leader's pid is the group id
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        if code is not None:
+            self._log.close()
+        return code
+
+    def stop(self, grace_s: float) -> int:
+        """SIGTERM the whole group, wait up to `grace_s`, then SIGKILL; returns the exit code."""
+        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
+            if self.proc.poll() is not None:
+                break
+            _signal_group(self.pgid, sig)
+            try:
+                self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        _signal_group(self.pgid, signal.SIGKILL)  # ranks a launcher left behind
+        self._log.close()
+        return self.proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def exit_was_interruption(code: int) -> bool:
+    """A signal or a preemption exit (resume it), as opposed to a failure (record it)."""
+    return code < 0 or code >= INTERRUPTED_MIN_CODE
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live pids in process group `pgid`, zombies excluded (Linux /proc; empty elsewhere)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def end_orphan(pgid: int | None, marker: str, grace_s: float = 30.0) -> bool:
+    """End a trial group left running by a killed driver. Only a group whose command line contains
+    `marker` (the trial folder) is touched, so a recycled group id is never signalled. True if ended."""
+    if not pgid:
+        return False
+    ours = False
+    for pid in group_members(pgid):
+        try:
+            ours = ours or marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+    if not ours:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_group(pgid, sig)
+        deadline = time.monotonic() + grace_s
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not group_members(pgid):
+            break
+    return True
+
+
+def read_history(trial_dir: Path, metric: str | None) -> list[dict]:
+    """The sweep metric per validation: [{"_step": s, metric: v}], one entry per step (the latest wins,
+    so validations repeated after a resume replace the ones recorded before the interruption)."""
+    path = trial_dir / METRICS_FILE
+    if not path.exists() or not metric:
+        return []
+    by_step: dict[int, float] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill; the callback trims it on restart
+        if isinstance(row.get(metric), (int, float)):
+            by_step[int(row["_step"])] = float(row[metric])
+    return [{"_step": s, metric: by_step[s]} for s in sorted(by_step)]
+
+
+def latest_checkpoint(trial_dir: Path) -> Path | None:
+    """The trial's `last.ckpt` if complete and intact, else its newest intact checkpoint, else None."""
+    from paralm.fault.checkpoint_io import CheckpointError, verify
+
+    folder = trial_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return None
+    last = folder / "last.ckpt"
+    others = sorted((p for p in folder.glob("*.ckpt") if p != last), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in ([last] if last.exists() else []) + others:
+        try:
+            verify(path)
+        except CheckpointError:
+            continue
+        return path
+    return None
