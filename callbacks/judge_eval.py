@@ -26,8 +26,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from paralm.api.chat_types import ClientConfig
 from paralm.eval.generation import flatten_metrics, gather_rows, generate_rows
-from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
+from paralm.formats.predictions import PredictionRow, write_predictions
 from paralm.judge.judge import JudgeSettings
 
 
@@ -210,7 +210,7 @@ def evaluation_step(trainer: pl.Trainer) -> int:
     """The step an evaluation belongs to: the trainer's during fit, else the loaded checkpoint's."""
     if trainer.state.fn == TrainerFn.FITTING or not trainer.ckpt_path:
         return trainer.global_step
-    from paralm.checkpointing import checkpoint_step
+    from paralm.fault.checkpoint_io import checkpoint_step
 
     return checkpoint_step(trainer.ckpt_path)
 

@@ -6,7 +6,7 @@ from paralm import moved_modules as _moved_modules
 
 __version__ = "0.1.0"
 
-# Old module paths (paralm.checkpointing, paralm.secrets, paralm.runs.ablate.config, ...) resolve to the
+# Old module paths (paralm.checkpointing, paralm.secrets, paralm.runs.ablate_config, ...) resolve to the
 # moved modules themselves: the table and the import hook are in paralm/moved_modules.py.
 _moved_modules.install()
 

@@ -24,18 +24,18 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from callbacks.nonfinite import NonFiniteGuard
 from callbacks.preemption import PreemptionCheckpoint
-from paralm.checkpointing import AtomicCheckpointIO
 from paralm.data.datamodule import MixtureDataModule
+from paralm.fault.checkpoint_io import AtomicCheckpointIO
 from paralm.fault.exits import EXIT_USER_ERROR, FaultExit, UserError
-from paralm.fault.nonfinite import NonFiniteGuard
 from paralm.fault.orphans import bind_ranks_to_rank0
 from paralm.fault.resume import LIGHTNING_CKPT_WORDS, checkpoint_folders, resolve_resume, verified_option_path
 from paralm.fault.resume import MODES as RESUME_MODES
 from paralm.lit_module import SpeechLMModule
 from paralm.run_config import RunConfigSaver
 from paralm.run_folder import default_run_name, resolve_paths, run_dir
-from paralm.secrets import SecretInConfigError, masked_stdio, refuse_secrets_in_args, secret_values
+from paralm.secret_guard import SecretInConfigError, masked_stdio, refuse_secrets_in_args, secret_values
 from paralm.wandb_run import configure_wandb_loggers, resolve_mode, said_mode
 
 PROJECT_DIRS = tuple(str(Path(__file__).resolve().parents[1] / d) + os.sep for d in ("paralm", "callbacks"))
@@ -79,7 +79,7 @@ class ParalmCLI(LightningCLI):
             verified_option_path(str(path), "--ckpt_path")
         import pickle
 
-        from paralm.checkpointing import CheckpointError
+        from paralm.fault.checkpoint_io import CheckpointError
 
         try:
             super()._parse_ckpt_path()

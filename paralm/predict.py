@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from paralm.eval.generation import gather_rows, rows_from_batch
-from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.fault.exits import UserError
+from paralm.formats.predictions import PredictionRow, write_predictions
 from paralm.model.config import SpeechLMConfig
 from paralm.model.speech_lm import SpeechLM
 
@@ -59,8 +59,8 @@ def load_for_prediction(source: str | Path, config: SpeechLMConfig | None = None
 
 
 def _from_checkpoint(path: Path, config: SpeechLMConfig | None) -> tuple[SpeechLM, int]:
-    from paralm.checkpointing import load_verified
     from paralm.dataclass_io import from_dict
+    from paralm.fault.checkpoint_io import load_verified
 
     ckpt = load_verified(path)
     stored = ckpt.get("hyper_parameters", {}).get("model")

@@ -44,7 +44,7 @@ from paralm.api.transport import (
     send_once,
 )
 from paralm.api.usage_check import checked_tokens
-from paralm.secrets import mask_secrets
+from paralm.secret_guard import mask_secrets
 
 __all__ = ["ApiError", "ChatClient", "ChatRequest", "ChatResult", "ClientConfig", "Usage"]
 

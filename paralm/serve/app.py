@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from paralm.fault.exits import UserError
-from paralm.secrets import mask_secrets
+from paralm.secret_guard import mask_secrets
 from paralm.serve.batching import Answer, Batcher
 from paralm.serve.limits import Refusal, ServeLimits, check_auth, server_key
 from paralm.serve.requests import ParsedRequest, parse_request

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from paralm.eval.labels import extract_label, get_label_set
-from paralm.eval.predictions import PredictionRow
 from paralm.eval.scorers import label_outcomes, token_f1
+from paralm.formats.predictions import PredictionRow
 
 SUBSETS = ("all", "neutral")
 

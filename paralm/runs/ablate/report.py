@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from paralm.eval.predictions import read_predictions
+from paralm.formats.predictions import read_predictions
 from paralm.runs.ablate.config import METRICS, AblationConfig
 from paralm.runs.ablate.metrics import DERIVED, SUBSETS, item_values
 from paralm.runs.ablate.run import SCORES, is_finished, result_dir

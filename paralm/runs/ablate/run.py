@@ -31,8 +31,8 @@ from paralm.data.datamodule import MixtureDataModule
 from paralm.data.prompts import lookup_metadata
 from paralm.data.sources import SourceSpec
 from paralm.eval.generation import generate_rows
-from paralm.eval.predictions import PredictionRow, write_predictions
 from paralm.eval.scorers import score_predictions
+from paralm.formats.predictions import PredictionRow, write_predictions
 from paralm.lit_module import SpeechLMModule
 from paralm.runs.ablate.config import SOURCE_KINDS, AblationConfig, RowSpec, cache_root
 from paralm.runs.ablate.fit import base_trainer, train
@@ -133,7 +133,7 @@ def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, p
     dm = build_datamodule(cfg, cfg.rows[first], seed, paths)
     dm.attach(module.tokenizer, module.audio_token_spec)
     if dm.feature_cache:
-        from paralm.features_cache import AUTOCAST_BY_PRECISION, ensure_feature_cache
+        from paralm.feature_store_fill import AUTOCAST_BY_PRECISION, ensure_feature_cache
 
         autocast = AUTOCAST_BY_PRECISION.get(str(base_trainer(cfg).get("precision")))
         dm.attach_feature_store(ensure_feature_cache(module.net, dm.specs["test"], dm.feature_cache,
@@ -145,8 +145,8 @@ def train_and_evaluate(cfg: AblationConfig, names: str | list[str], seed: int, p
 def evaluation_module(cfg: AblationConfig, ckpt: Path) -> SpeechLMModule:
     """The trained weights loaded as `paralm predict` loads them (`load_for_prediction`), on the device
     the base config trains on when it is available."""
-    from paralm.checkpointing import load_verified
     from paralm.dataclass_io import from_dict
+    from paralm.fault.checkpoint_io import load_verified
     from paralm.model.config import SpeechLMConfig
     from paralm.predict import check_same_tokenizer, load_for_prediction
 

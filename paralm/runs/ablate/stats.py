@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from paralm.eval.bootstrap import BootstrapResult, percentile_ci
+from paralm.stats.bootstrap import BootstrapResult, percentile_ci
 
 
 class ScoreMatrix:
