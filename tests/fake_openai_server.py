@@ -5,8 +5,8 @@ options (`reply_fn`, seeded `faults`, `latency_s`, `retry_after`, `hang_s`, `fau
 `fault_fn`) and for the request log (`.log`, `.billed_tokens()`, `.faulted_requests()`).
 """
 
-from paralm.api.fake_faults import FAULTS
-from paralm.api.serve_fake import FakeServerProcess
-from paralm.api.testing import FakeOpenAIServer, count_words, echo_reply, prompt_word_count
+from paralm.api.fake.faults import FAULTS
+from paralm.api.fake.serve import FakeServerProcess
+from paralm.api.fake.server import FakeOpenAIServer, count_words, echo_reply, prompt_word_count
 
 __all__ = ["FAULTS", "FakeOpenAIServer", "FakeServerProcess", "count_words", "echo_reply", "prompt_word_count"]

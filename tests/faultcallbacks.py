@@ -120,7 +120,7 @@ class DieInCheckpointWrite(Callback):
         self.step, self.phase = step, phase
 
     def setup(self, trainer, pl_module, stage) -> None:
-        import paralm.checkpointing as ckpt
+        import paralm.fault.checkpoint_io as ckpt
 
         real, tag = ckpt.atomic_write_bytes, f"step={self.step}.ckpt"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fake_openai_server import FakeOpenAIServer  # noqa: F401  (re-exported for the judge tests)
 
-from paralm.eval.predictions import PredictionRow, write_predictions
+from paralm.formats.predictions import PredictionRow, write_predictions
 
 EMOTIONS = ("angry", "happy", "sad", "neutral")
 TYPES = ("C", "CP", "DP")

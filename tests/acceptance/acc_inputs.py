@@ -80,7 +80,7 @@ def msp_dim(ws: Path) -> None:
 
 def predictions(ws: Path) -> None:
     """preds.jsonl: answers of a system on DP and C questions (the format `paralm judge` reads)."""
-    from paralm.eval.predictions import PredictionRow, write_predictions
+    from paralm.formats.predictions import PredictionRow, write_predictions
 
     rows = [PredictionRow(key=f"clip{i}", question="How does the speaker feel?", type="DP",
                           reference=f"The speaker sounds {emo}.", answer=f"They sound {emo}.", emotion=emo)

@@ -13,8 +13,8 @@ import yaml
 from acc_runner import plans
 from acc_workspace import FIT_STEPS, ROOT, make_workspace
 
-from paralm.runs.sweep_check import cli_argv, parse_with_cli, probe_points
-from paralm.runs.sweep_spec import SweepSpec
+from paralm.runs.sweep.check import cli_argv, parse_with_cli, probe_points
+from paralm.runs.sweep.spec import SweepSpec
 
 pytestmark = pytest.mark.timeout(900)  # subprocess fits on a busy 2-core machine
 EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.yaml"))
@@ -81,7 +81,7 @@ def test_sweep_check_through_the_console_script(path, tmp_path):
 
 @pytest.mark.parametrize("path", ABLATIONS, ids=rel)
 def test_ablation_file_passes_its_validator_and_names_a_trained_model_config(path):
-    from paralm.runs.ablate_config import load_ablation
+    from paralm.runs.ablate.config import load_ablation
 
     cfg = load_ablation(path)
     assert cfg.rows and cfg.baseline in cfg.rows

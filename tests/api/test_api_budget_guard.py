@@ -212,7 +212,7 @@ def test_a_401_that_quotes_the_refused_key_leaves_it_in_no_file_and_no_message(t
 
 
 def test_generate_summary_shows_estimated_usage_and_budget_refusals():
-    from paralm.creation.gen_output import format_summary
+    from paralm.creation.generate.output import format_summary
 
     usage = {"requests_sent": 3, "cost_usd": 0.5, "usage_missing": 2, "usage_invalid": 1, "budget_refused": 4}
     line = format_summary({"usage_this_run": usage}).splitlines()[-1]

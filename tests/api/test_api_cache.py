@@ -143,7 +143,7 @@ _KILLED_RUN = textwrap.dedent(
     """
     import sys
     from paralm.api.client import ChatClient, ChatRequest, ClientConfig
-    from paralm.api.testing import FakeOpenAIServer
+    from paralm.api.fake.server import FakeOpenAIServer
 
     with FakeOpenAIServer(latency_s=0.01) as server:
         config = ClientConfig(base_url=server.base_url, model="m1", concurrency=8, cache_path=sys.argv[1])

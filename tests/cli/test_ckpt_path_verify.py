@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paralm.checkpointing import save_verified
+from paralm.fault.checkpoint_io import save_verified
 from paralm.fault.exits import EXIT_RESUME_FAILED
 from paralm.lightning_cli import run_lightning_cli
 

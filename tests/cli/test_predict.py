@@ -17,9 +17,9 @@ from trainkit import tiny_shards
 from paralm.data.datamodule import MixtureDataModule
 from paralm.data.reader import SampleReader
 from paralm.data.sources import SourceSpec
-from paralm.eval.predictions import read_predictions
 from paralm.export import export_checkpoint, load_trained
 from paralm.fault.exits import UserError
+from paralm.formats.predictions import read_predictions
 from paralm.predict import answer, check_same_tokenizer, load_for_prediction, prepare_predict
 
 MAX_NEW_TOKENS = 4

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from paralm.lightning_cli import run_lightning_cli
-from paralm.runs.sweep_check import cli_argv
-from paralm.runs.sweep_spec import SweepSpec
+from paralm.runs.sweep.check import cli_argv
+from paralm.runs.sweep.spec import SweepSpec
 from paralm.wandb_run import resolve_mode, said_mode
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,13 +9,13 @@ import json
 
 import pytest
 from genkit import clip_metas, write_clips
-from paralm.creation.gen_inputs import GenInput, input_from_meta, permute_labels
-from paralm.creation.qa_filters import FilterConfig, filter_pairs
-from paralm.creation.qa_leakage import EvalSets
-from paralm.creation.qa_parse import InvalidGeneration, parse_pairs
-from paralm.creation.qa_template import template_pairs
 
 from paralm.creation.generate import GenerateConfig, generate
+from paralm.creation.generate.filters import FilterConfig, filter_pairs
+from paralm.creation.generate.inputs import GenInput, input_from_meta, permute_labels
+from paralm.creation.generate.leakage import EvalSets
+from paralm.creation.generate.parse import InvalidGeneration, parse_pairs
+from paralm.creation.generate.template import template_pairs
 from paralm.data.index import ShardIndex
 from paralm.data.reader import iter_samples
 from paralm.data.schema import EMOTIONS, validate_sample
@@ -147,7 +147,7 @@ def test_condensed_window_tells_the_generator_which_part_was_labelled_and_who_it
 
 
 def test_journal_cuts_a_torn_line_and_refuses_other_settings(tmp_path):
-    from paralm.creation.gen_journal import Journal, JournalMismatch
+    from paralm.creation.generate.journal import Journal, JournalMismatch
 
     path = tmp_path / "journal.jsonl"
     journal = Journal(path, {"backend": "template", "seed": 0})

@@ -8,10 +8,10 @@ import re
 
 from fake_openai_server import FakeOpenAIServer
 from genkit import clip_metas, prompt_fields, scripted_reply, write_clips
-from paralm.creation.qa_prompt import PROMPT_SHA256, PROMPT_VERSION
 
 from paralm.api.chat_types import ClientConfig
 from paralm.creation.generate import GenerateConfig, generate
+from paralm.creation.generate.prompt import PROMPT_SHA256, PROMPT_VERSION
 from paralm.data.index import ShardIndex
 from paralm.data.reader import iter_samples
 

@@ -17,14 +17,12 @@ from types import SimpleNamespace
 
 import pytest
 from genkit import clip_metas, write_clips
-from paralm.creation.gen_inputs import input_from_meta
-from paralm.creation.qa_parse import parse_pairs
-from paralm.creation.qa_prompt import PAIR_SCHEMA
-from paralm.creation.qa_template import TEMPLATES, template_pairs
-from paralm.eval.predictions import PredictionRow, read_predictions, write_predictions
-from paralm.runs.ablate_metrics import item_values
 
 from paralm.creation.generate import GenerateConfig, generate
+from paralm.creation.generate.inputs import input_from_meta
+from paralm.creation.generate.parse import parse_pairs
+from paralm.creation.generate.prompt import PAIR_SCHEMA
+from paralm.creation.generate.template import TEMPLATES, template_pairs
 from paralm.data.index import ShardIndex
 from paralm.data.manifest import csv_row_to_meta
 from paralm.data.reader import iter_samples
@@ -32,6 +30,8 @@ from paralm.data.schema import QA_ASKS, SchemaError, validate_sample
 from paralm.eval.generation import rows_from_batch
 from paralm.eval.labels import infer_asks
 from paralm.eval.scorers import label_outcomes, score_predictions
+from paralm.formats.predictions import PredictionRow, read_predictions, write_predictions
+from paralm.runs.ablate.metrics import item_values
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 GENDER_QUESTIONS = ("Do you hear a male or a female voice?", "Is the speaker a man or a woman?")

@@ -12,7 +12,7 @@ from paralm.data.feature_store import CachedSampleReader, FeatureStore, StaleFea
 from paralm.data.index import ShardIndex
 from paralm.data.reader import SampleReader, SkipSample
 from paralm.data.sources import SourceSpec
-from paralm.features_cache import encoder_fingerprint, ensure_feature_cache
+from paralm.feature_store_fill import encoder_fingerprint, ensure_feature_cache
 from paralm.model.builders import tiny_speech_lm_config, tiny_whisper_config
 from paralm.model.speech_lm import SpeechLM
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from paralm.eval.jsonl import JsonlAppender, read_jsonl, write_jsonl_atomic
-from paralm.eval.predictions import PredictionRow, read_predictions, write_predictions
+from paralm.formats.jsonl import JsonlAppender, read_jsonl, write_jsonl_atomic
+from paralm.formats.predictions import PredictionRow, read_predictions, write_predictions
 
 
 def row(**kw):

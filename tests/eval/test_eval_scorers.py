@@ -3,8 +3,8 @@
 import pytest
 
 from paralm.eval.labels import extract_label, infer_label_kind
-from paralm.eval.predictions import PredictionRow
 from paralm.eval.scorers import exact_match, label_outcomes, normalize_answer, score_predictions, token_f1
+from paralm.formats.predictions import PredictionRow
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from paralm.eval.bootstrap import bootstrap_ci, mean_ci
 from paralm.eval.stats import exact_agreement, pearson, quadratic_kappa, spearman
+from paralm.stats.bootstrap import bootstrap_ci, mean_ci
 
 
 def test_bootstrap_is_reproducible_with_a_seed_and_varies_without():

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from paralm.eval.predictions import PredictionRow
 from paralm.eval.validate import load_run, main_validate, validate_runs
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.results import JudgedRow, write_judged
 from paralm.judge.rubrics import get_rubric
 

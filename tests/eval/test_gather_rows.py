@@ -6,7 +6,7 @@ Each rank answers its own share of a split; the written predictions hold every r
 import torch.distributed as dist
 
 from paralm.eval.generation import gather_rows
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 
 
 def row(key: str, qa_index: int | None = 0, question: str = "q") -> PredictionRow:

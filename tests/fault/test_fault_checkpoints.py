@@ -15,7 +15,7 @@ import pytest
 import torch
 from faultkit import DEBUG_CONFIG, Case, callback, overlay, shared_shards, tail
 
-from paralm.checkpointing import (
+from paralm.fault.checkpoint_io import (
     AtomicCheckpointIO,
     CheckpointError,
     NonFiniteCheckpointError,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from faultkit import Case, callback, max_abs_diff, shared_shards, tail
 
-from paralm.checkpointing import first_nonfinite, verify
+from callbacks.nonfinite import NonFiniteGuard, NonFiniteHalt
+from paralm.fault.checkpoint_io import first_nonfinite, verify
 from paralm.fault.exits import EXIT_NONFINITE_HALT
-from paralm.fault.nonfinite import NonFiniteGuard, NonFiniteHalt
 
 NAN_STEP, INF_STEP = 5, 8
 

@@ -20,7 +20,7 @@ from faultkit import (
     tail,
 )
 
-from paralm.checkpointing import verify
+from paralm.fault.checkpoint_io import verify
 from paralm.fault.exits import EXIT_GRACE_EXPIRED, EXIT_PREEMPTED_SIGTERM, EXIT_PREEMPTED_SIGUSR1
 from paralm.fault.preemption import GraceWatchdog, SignalFlag, parse_signals, slurm_job_id
 

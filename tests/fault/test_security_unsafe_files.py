@@ -19,11 +19,11 @@ import torch
 from faultkit import DEBUG_CONFIG, REPO, overlay, shared_shards, tail
 from shardkit import make_corpus
 
-from paralm.checkpointing import CheckpointError, load_verified
 from paralm.data.index import IndexRow, ShardIndex, ShardRow
 from paralm.data.pack import pack
 from paralm.data.reader import iter_samples
 from paralm.data.tario import TarWriter
+from paralm.fault.checkpoint_io import CheckpointError, load_verified
 from paralm.fault.exits import EXIT_RESUME_FAILED
 
 SCANNED = ("paralm", "callbacks", "data", "benchmarks", "tests", "experiments", "sweeps")

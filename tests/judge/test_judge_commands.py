@@ -55,8 +55,8 @@ def test_outputs_and_min_success_rate_exit_status(tmp_path):
 def test_ablation_judge_calls_the_judge_with_config_objects_not_a_command_line(tmp_path, monkeypatch):
     import paralm.judge.commands as commands
     from paralm.api.chat_types import ClientConfig
-    from paralm.runs.ablate_config import JudgeSettings
-    from paralm.runs.ablate_judge import judge_predictions
+    from paralm.runs.ablate.config import JudgeSettings
+    from paralm.runs.ablate.judge import judge_predictions
 
     def no_parser(*args, **kwargs):
         raise AssertionError("library code built a command line")

@@ -5,7 +5,7 @@ import json
 import pytest
 from judgekit import FakeOpenAIServer, block, judge_args, read_json, write_rows
 
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.commands import main_judge
 from paralm.judge.injection import scan_injection
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.prompt import build_messages, escape_untrusted, input_hash
 from paralm.judge.rubrics import RUBRICS, get_rubric
 

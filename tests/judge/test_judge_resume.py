@@ -17,7 +17,7 @@ from judgekit import (
     write_rows,
 )
 
-from paralm.eval.jsonl import read_jsonl
+from paralm.formats.jsonl import read_jsonl
 from paralm.judge.commands import main_judge
 from paralm.judge.results import read_judged
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from paralm.eval.predictions import PredictionRow
+from paralm.formats.predictions import PredictionRow
 from paralm.judge.results import JudgedRow, read_judged, write_judged
 from paralm.judge.rubrics import get_rubric
 from paralm.judge.summary import render_markdown, summarize

@@ -17,7 +17,7 @@ from sweepkit import DEBUG_CONFIG
 from paralm.launch import PeftFSDPStrategy, PeftWrapPolicy, trainer_args_from_env, unit_parameters, wrap_plan
 from paralm.lit_module import SpeechLMModule
 from paralm.model.config import SpeechLMConfig
-from paralm.runs.sweep_check import parse_with_cli
+from paralm.runs.sweep.check import parse_with_cli
 
 LAYERS = {"LlamaDecoderLayer", "WhisperEncoderLayer"}
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from ablatekit import kit_ablation
 
-from paralm.runs.ablate_config import load_ablation, parse_ablation, select
+from paralm.runs.ablate.config import load_ablation, parse_ablation, select
 
 ROOT = Path(__file__).resolve().parents[2]
 

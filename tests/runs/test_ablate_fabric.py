@@ -28,8 +28,8 @@ from ablatekit import shared_kit
 from test_ablate_paper import write_paper_files
 
 from paralm.fault.exits import UserError
-from paralm.runs.ablate_config import load_ablation, select
-from paralm.runs.ablate_fit import process_batch
+from paralm.runs.ablate.config import load_ablation, select
+from paralm.runs.ablate.fit import process_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -57,7 +57,7 @@ def ablate(paper: Path, out: Path, *launcher: str) -> str:
 
 
 def trained_weights(out: Path) -> dict[str, torch.Tensor]:
-    from paralm.checkpointing import load_verified
+    from paralm.fault.checkpoint_io import load_verified
 
     return load_verified(out / "runs" / f"{ROW}-seed0" / "checkpoints" / "last.ckpt")["state_dict"]
 

@@ -20,13 +20,13 @@ from fitprobe import run_paralm
 
 from paralm.data.loader import AudioSwapReader
 from paralm.data.prompts import lookup_metadata
-from paralm.eval.predictions import read_predictions
+from paralm.formats.predictions import read_predictions
 from paralm.runs.ablate import main
-from paralm.runs.ablate_config import cache_root, parse_ablation
-from paralm.runs.ablate_fit import trained_step
-from paralm.runs.ablate_prepare import prepare
-from paralm.runs.ablate_report import write_report
-from paralm.runs.ablate_run import PERMUTE_OFFSET, _evaluate, build_datamodule
+from paralm.runs.ablate.config import cache_root, parse_ablation
+from paralm.runs.ablate.fit import trained_step
+from paralm.runs.ablate.prepare import prepare
+from paralm.runs.ablate.report import write_report
+from paralm.runs.ablate.run import PERMUTE_OFFSET, _evaluate, build_datamodule
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPLICIT = {"sources": {"general": 1.0},

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from paralm.runs.ablate_launch import LAUNCH_SCRIPT, fit_command
+from paralm.runs.ablate.launch import LAUNCH_SCRIPT, fit_command
 
 ARGS = ["fit", "--config", "base.yaml", "--config", "row.yaml", "--seed_everything", "1"]
 

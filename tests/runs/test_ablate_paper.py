@@ -14,7 +14,7 @@ import yaml
 from ablatekit import shared_kit
 
 from paralm.runs.ablate import main
-from paralm.runs.ablate_config import load_ablation
+from paralm.runs.ablate.config import load_ablation
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CPU = {  # sizes only: the paper's shape (frozen encoder, projector, LoRA LLM) at toy scale, fp32 on CPU

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from ablatekit import kit_ablation, shared_kit, write_ablation
 
-from paralm.eval.predictions import read_predictions
+from paralm.formats.predictions import read_predictions
 from paralm.runs.ablate import main
-from paralm.runs.ablate_metrics import item_values
+from paralm.runs.ablate.metrics import item_values
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_one_clip_questions_all_hear_the_same_donor(tmp_path):
 
 
 def test_shuffled_audio_swaps_cached_encoder_states_too(tmp_path):
-    from paralm.features_cache import ensure_feature_cache
+    from paralm.feature_store_fill import ensure_feature_cache
 
     shards = make_kit_shards(tmp_path, n=48)
     module = tiny_module()

@@ -9,9 +9,9 @@ import yaml
 from ablatekit import kit_ablation
 from wandb_offline import records
 
-from paralm.runs import ablate
-from paralm.runs.ablate_config import parse_ablation
-from paralm.runs.ablate_wandb import COLUMNS, log_eval_run, log_summary
+from paralm.runs.ablate import command as ablate
+from paralm.runs.ablate.config import parse_ablation
+from paralm.runs.ablate.wandb import COLUMNS, log_eval_run, log_summary
 
 matplotlib.use("Agg")
 REPORT = {"records": [{"row": "explicit", "oracle": False, "condition": "permuted", "subset": "all",
@@ -107,7 +107,7 @@ def test_every_evaluated_row_of_a_training_is_offered_to_the_eval_run_logger(tmp
         return [{"row": n, "seed": seed, "trained_by": names[0]} for n in evaluate]
 
     logged = []
-    monkeypatch.setattr("paralm.runs.ablate_run.train_and_evaluate", trained)
-    monkeypatch.setattr("paralm.runs.ablate_wandb.log_eval_run", lambda cfg, scores: logged.append(scores))
+    monkeypatch.setattr("paralm.runs.ablate.run.train_and_evaluate", trained)
+    monkeypatch.setattr("paralm.runs.ablate.wandb.log_eval_run", lambda cfg, scores: logged.append(scores))
     ablate._run_pairs(cfg, [(["explicit", "oracle"], 0)], {})
     assert [(s["row"], s["trained_by"]) for s in logged] == [("explicit", "explicit"), ("oracle", "explicit")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from paralm.runs.sweep import SweepDriver, SweepOptions, main
-from paralm.runs.sweep_state import SweepState
+from paralm.runs.sweep.state import SweepState
 
 
 def make_sweep(tmp_path, method: str = "grid"):

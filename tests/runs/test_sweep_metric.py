@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from paralm.runs.sweep import main
-from paralm.runs.sweep_metrics import expected_metrics, sweep_metric_problem
+from paralm.runs.sweep.metrics import expected_metrics, sweep_metric_problem
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from paralm.runs.sweep_spec import DEFAULT_COMMAND, PARAM_MACROS, SweepSpec, SweepSpecError
+from paralm.runs.sweep.spec import DEFAULT_COMMAND, PARAM_MACROS, SweepSpec, SweepSpecError
 
 PARAMS = {"model.optim.lora_lr": 1e-05, "model.model.llm.lora.r": 16, "trainer.deterministic": True,
           "trainer.enable_progress_bar": False, "data.implicit_ratio": 0.25, "model.model.llm.lora.target_modules":

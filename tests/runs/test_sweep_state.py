@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from paralm.checkpointing import save_verified
-from paralm.runs.sweep_callback import _repair_tail
-from paralm.runs.sweep_spec import import_sweeps
-from paralm.runs.sweep_state import METRICS_FILE, SweepState, SweepStateError, Trial, config_hash
-from paralm.runs.sweep_table import ranked, table_rows
-from paralm.runs.sweep_trial import end_orphan, group_members, latest_checkpoint, read_history
+from callbacks.sweep_trial import _repair_tail
+from paralm.fault.checkpoint_io import save_verified
+from paralm.runs.sweep.spec import import_sweeps
+from paralm.runs.sweep.state import METRICS_FILE, SweepState, SweepStateError, Trial, config_hash
+from paralm.runs.sweep.table import ranked, table_rows
+from paralm.runs.sweep.trial import end_orphan, group_members, latest_checkpoint, read_history
 
 HYPERBAND = {"method": "grid", "metric": {"name": "val/loss", "goal": "minimize"},
              "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3},

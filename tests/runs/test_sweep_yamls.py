@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paralm.runs.sweep_check import check_cli_keys, probe_points
-from paralm.runs.sweep_spec import SweepSpec, import_sweeps
+from paralm.runs.sweep.check import check_cli_keys, probe_points
+from paralm.runs.sweep.spec import SweepSpec, import_sweeps
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))

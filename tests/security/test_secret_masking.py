@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from paralm.secrets import MaskingStream, mask_values, secret_values
+from paralm.secret_guard import MaskingStream, mask_values, secret_values
 
 ROOT = Path(__file__).resolve().parents[2]
 PARALM = ROOT / ".venv" / "bin" / "paralm"

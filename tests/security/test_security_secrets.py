@@ -23,7 +23,7 @@ from faultkit import (
     tail,
 )
 
-from paralm.api.testing import FakeOpenAIServer
+from paralm.api.fake.server import FakeOpenAIServer
 from paralm.judge.commands import main_judge
 from paralm.lightning_cli import run_lightning_cli
 

@@ -17,7 +17,7 @@ from trainkit import tiny_shards
 from paralm.cli import main as cli_main
 from paralm.data.prompts import PromptConfig
 from paralm.dataclass_io import from_dict
-from paralm.eval.predictions import read_predictions
+from paralm.formats.predictions import read_predictions
 from paralm.model import export as export_io
 from paralm.model.config import SpeechLMConfig
 from paralm.model.speech_lm import SpeechLM

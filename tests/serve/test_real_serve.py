@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from genkit import clip_metas, write_clips
-from paralm.eval.predictions import PredictionRow, write_predictions
 from realkit import REAL_MARKS as real_marks
 from realkit import session_models
 from test_serve_integration import CLI, MISSING, transformers_serve
 
+from paralm.formats.predictions import PredictionRow, write_predictions
 from paralm.judge.results import read_judged
 
 PARALM = str(Path(sys.executable).with_name("paralm"))

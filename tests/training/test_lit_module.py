@@ -8,8 +8,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from trainkit import tiny_datamodule, tiny_module, tiny_shards
 
-from paralm.checkpointing import AtomicCheckpointIO, load_verified
 from paralm.export import export_checkpoint, load_trained
+from paralm.fault.checkpoint_io import AtomicCheckpointIO, load_verified
 from paralm.model.speech_lm import SpeechLM
 
 
