@@ -46,7 +46,7 @@ def release() -> None:
 
 def _fsdp_strategy():
     """The project's FSDP for PEFT models: transformer layers and trained leaves as separate units."""
-    from paralm.launch import PeftFSDPStrategy
+    from paralm.peft_fsdp import PeftFSDPStrategy
 
     return PeftFSDPStrategy()
 

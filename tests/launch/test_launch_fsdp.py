@@ -14,9 +14,10 @@ import torch.distributed as dist
 import yaml
 from sweepkit import DEBUG_CONFIG
 
-from paralm.launch import PeftFSDPStrategy, PeftWrapPolicy, trainer_args_from_env, unit_parameters, wrap_plan
+from paralm.launch import trainer_args_from_env
 from paralm.lit_module import SpeechLMModule
 from paralm.model.config import SpeechLMConfig
+from paralm.peft_fsdp import PeftFSDPStrategy, PeftWrapPolicy, unit_parameters, wrap_plan
 from paralm.runs.sweep.check import parse_with_cli
 
 LAYERS = {"LlamaDecoderLayer", "WhisperEncoderLayer"}
@@ -88,9 +89,11 @@ def test_peft_fsdp_strategy_builds_with_the_policy_and_orig_params():
         PeftFSDPStrategy(use_orig_params=False)
 
 
-def test_cli_accepts_the_fsdp_strategy_and_launcher_fsdp_maps_to_it():
-    argv = ["fit", "--config", str(DEBUG_CONFIG), "--trainer.strategy=paralm.launch.PeftFSDPStrategy",
+@pytest.mark.parametrize("path", ["paralm.peft_fsdp.PeftFSDPStrategy", "paralm.launch.PeftFSDPStrategy"],
+                         ids=["documented", "before-the-move"])
+def test_cli_accepts_the_fsdp_strategy_and_launcher_fsdp_maps_to_it(path):
+    argv = ["fit", "--config", str(DEBUG_CONFIG), f"--trainer.strategy={path}",
             "--trainer.strategy.sharding_strategy=SHARD_GRAD_OP", "--trainer.strategy.timeout=0:01:00"]
     assert parse_with_cli(argv, DEBUG_CONFIG.parent) is None
-    assert "--trainer.strategy=paralm.launch.PeftFSDPStrategy" in trainer_args_from_env(
+    assert "--trainer.strategy=paralm.peft_fsdp.PeftFSDPStrategy" in trainer_args_from_env(
         ["fit"], {"LT_STRATEGY": "fsdp"})
