@@ -15,6 +15,7 @@ same run also shows that swept values reach both ranks as command-line arguments
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def setup(tmp_path_factory):
 
 
 def _run(argv: list[str], cwd: Path) -> None:
-    done = subprocess.run(argv, cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=240)
+    env = child_env()  # the ranks import RankRecorder from this module, which lives in tests/launch/
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent), env["PYTHONPATH"]])
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
