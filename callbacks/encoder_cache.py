@@ -13,8 +13,6 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from paralm.feature_store_fill import fill_for_module
-
 
 class EncoderCacheFill(Callback):
     """At setup: encode what the datamodule's `feature_cache` lacks and attach the store (no-op without one)."""
@@ -22,4 +20,8 @@ class EncoderCacheFill(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         if getattr(datamodule, "feature_cache", None):
+            # imported here: the store reads audio (soundfile), which a Trainer fed ready-made batches, such
+            # as the GPU benchmark's, need not have installed
+            from paralm.feature_store_fill import fill_for_module
+
             fill_for_module(pl_module, datamodule)
