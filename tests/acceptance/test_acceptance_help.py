@@ -7,12 +7,11 @@ command, as a user types it (about 20 s of CPU each for the heavy ones)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from acc_workspace import VENV_BIN, Workspace
+from clikit import help_in_process
 
-from paralm.cli import COMMANDS, LIGHTNING_COMMANDS, main
+from paralm.cli import COMMANDS, LIGHTNING_COMMANDS
 
 pytestmark = pytest.mark.timeout(900)  # subprocess fits on a busy 2-core machine
 ALL = [(c,) for c in LIGHTNING_COMMANDS] + list(COMMANDS)
@@ -25,23 +24,12 @@ def test_paralm_help_lists_every_command(tmp_path):
         assert " ".join(words) in result.output, f"`paralm --help` does not list {' '.join(words)}"
 
 
-def _help_in_process(words: tuple[str, ...], capsys) -> tuple[int, str]:
-    argv = list(sys.argv)
-    try:
-        code = main([*words, "--help"])
-    except SystemExit as stop:
-        code = stop.code or 0
-    finally:
-        sys.argv[:] = argv
-    out = capsys.readouterr()
-    return int(code), out.out + out.err
-
-
 def test_every_subcommand_help_exits_zero_in_process(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
     failures = []
     for words in ALL:
-        code, text = _help_in_process(words, capsys)
+        code, out, err = help_in_process(words, capsys)
+        text = out + err
         if code != 0 or "usage" not in text.lower():
             failures.append(f"paralm {' '.join(words)} --help: exit {code}\n{text[-1500:]}")
     assert not failures, "\n\n".join(failures)

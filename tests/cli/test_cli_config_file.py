@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from clikit import help_in_process
 from judgekit import FakeOpenAIServer, judge_args, make_rows, scripted_judge, write_rows
 from shardkit import make_corpus
 
@@ -178,15 +179,9 @@ def test_every_kind_of_secret_in_an_options_file_is_refused_in_process(tmp_path,
 def test_every_command_help_shows_the_options_file_flag(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     missing = []
-    argv = list(sys.argv)
     for words in COMMANDS:
-        try:
-            code = main([*words, "--help"])
-        except SystemExit as stop:
-            code = stop.code or 0
-        finally:
-            sys.argv[:] = argv
-        text = " ".join(capsys.readouterr().out.split())
+        code, out, _ = help_in_process(words, capsys)
+        text = " ".join(out.split())
         flag = "--options FILE" if words in OWN_CONFIG else "--config FILE"
         if code != 0 or f"{flag} YAML file of this command's options" not in text or "--print-config" not in text:
             missing.append(" ".join(words))
