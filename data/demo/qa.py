@@ -5,7 +5,7 @@ short answers, so the baseline is a Speech-LLM that has seen emotion questions. 
 are asked with a held-out set of templates (different phrasing, words that occur in the training text)
 and additionally get contextual paralinguistic (CP) questions whose answers depend on both the words and
 the voice: does the tone fit the news, and how should one answer the speaker. Every pair records what
-it asks (`asks`); shards built before that field existed are scored through the counted fallback.
+it asks (`asks`); the committed shards, built before that field existed, got it from record_asks.py.
 """
 
 from __future__ import annotations
