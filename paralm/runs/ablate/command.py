@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", choices=("local", "fabric", "torchrun", "slurm"), default=None,
                    help="where pairs train (default: the file's `launcher`, else local; see runs/ablate/launch.py)")
     p.add_argument("--devices", type=int, default=None, help="processes (GPUs) per pair for fabric/torchrun/slurm")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="pairs trained at the same time, each in its own process with its own GPU(s), or its own "
+                        "train.threads CPU threads (default: the file's `jobs`, else 1; see runs/ablate/pool.py)")
     p.add_argument("--fit-config", action="append", default=[], metavar="YAML",
                    help="extra `paralm fit` config applied after the base and before each row (repeatable)")
     p.add_argument("--prepare-only", action="store_true", help="only prepare the derived data (slurm's first job)")
@@ -81,7 +84,10 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
             if not 0 <= pair_index < len(groups):
                 raise UserError(f"--pair-index {pair_index}: this ablation has pairs 0..{len(groups) - 1}")
             groups = [groups[pair_index]]
-        _run_pairs(cfg, groups, paths)
+        if pair_index is None and cfg.jobs > 1 and cfg.launcher != "slurm":
+            _run_pairs_in_processes(cfg, groups, config_path, cli_args or [])
+        else:
+            _run_pairs(cfg, groups, paths)
         if pair_index is not None:
             return None
     result = write_report(cfg)
@@ -108,6 +114,34 @@ def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: 
         tqdm.write(f"ablate: {'+'.join(left)} seed {seed} done in {time.time() - t1:.0f} s")
 
 
+def _run_pairs_in_processes(cfg: AblationConfig, groups: list[tuple[list[str], int]], config_path: str | None,
+                            cli_args: list[str]) -> None:
+    """`--jobs N`: every unfinished pair as `paralm ablate FILE ... --jobs 1 --pair-index I`, N at a time
+    (paralm/runs/ablate/pool.py); each trains and is evaluated as it would be alone."""
+    from paralm.runs.ablate.launch import _bin
+    from paralm.runs.ablate.pool import PairJob, run_pool, slot_environments, visible_gpus
+    from paralm.runs.ablate.run import is_finished
+
+    if config_path is None:
+        raise UserError("--jobs > 1 runs each pair as `paralm ablate FILE --pair-index I`: the ablation file is needed")
+    todo = [PairJob(i, tuple(names), seed) for i, (names, seed) in enumerate(groups)
+            if not all(is_finished(cfg.out, n, seed) for n in names)]
+    kept = sum(len(names) for names, _ in groups) - sum(len(p.names) for p in todo)
+    if kept:
+        print(f"ablate: {kept} finished (row, seed) pair(s) kept from an earlier run")
+    if not todo:
+        return
+    jobs = min(cfg.jobs, len(todo))
+    slots = slot_environments(jobs, cfg.devices, cfg.train.threads, visible_gpus())
+    print(f"ablate: {len(todo)} pair(s) to train, {jobs} at a time", flush=True)
+
+    def command(pair: PairJob) -> list[str]:
+        return [_bin("paralm"), "ablate", str(config_path), *cli_args, "--launcher", cfg.launcher,
+                "--jobs", "1", "--pair-index", str(pair.index)]
+
+    run_pool(todo, command, slots, Path(cfg.out) / "logs")
+
+
 def _training_groups(cfg: AblationConfig, todo: list[tuple[str, int]]) -> list[tuple[list[str], int]]:
     """(rows sharing one trained model, seed) in file order: rows that differ only in their evaluation
     prompt (explicit and its oracle) are trained once and evaluated twice, on the same weights."""
@@ -124,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     try:
         cfg = select(load_ablation(args.config), rows=rows, seeds=args.seeds, steps=args.steps, out=args.out,
-                     launcher=args.launcher, devices=args.devices, fit_configs=args.fit_config)
+                     launcher=args.launcher, devices=args.devices, fit_configs=args.fit_config, jobs=args.jobs)
     except ValueError as err:  # an invalid ablation file or option: one line, exit 2 (paralm/cli_guard.py)
         raise UserError(str(err)) from err
     result = run_ablation(cfg, verbose=args.verbose, report_only=args.report_only, prepare_only=args.prepare_only,
-                          pair_index=args.pair_index, config_path=args.config, cli_args=_passed_on(argv or []))
+                          pair_index=args.pair_index, config_path=args.config,
+                          cli_args=_passed_on(argv or [], args.config))
     if result is None:
         return 0
     print(result["markdown"])
@@ -136,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _passed_on(argv: list[str]) -> list[str]:
-    """The command-line choices a slurm task must repeat (everything but the file, --launcher and the
-    one-shot modes), so every task sees the same rows, seeds, steps and output folder."""
-    drop_with_value, drop = {"--launcher", "--pair-index"}, {"--prepare-only", "--report-only"}
-    out, skip = [], False
-    for word in argv[1:] if argv else []:
+def _passed_on(argv: list[str], config: str) -> list[str]:
+    """The command-line choices a slurm task or a `--jobs` pair process must repeat (everything but the
+    file, --launcher, --jobs and the one-shot modes), so every pair sees the same rows, seeds, steps and
+    output folder."""
+    drop_with_value, drop = {"--launcher", "--pair-index", "--jobs"}, {"--prepare-only", "--report-only"}
+    out, skip, words = [], False, list(argv)
+    if config in words:
+        words.remove(config)
+    for word in words:
         if skip:
             skip = False
         elif word in drop_with_value:

@@ -193,6 +193,10 @@ class AblationConfig:
         launcher: where each (training signature, seed) pair trains: local (this process), fabric or
             torchrun (`devices` processes on this node), slurm (job scripts; see paralm/runs/ablate/launch.py).
         devices: processes (GPUs) per pair for fabric, torchrun and slurm.
+        jobs: pairs trained at the same time on this node, each in its own process (local, fabric,
+            torchrun; paralm/runs/ablate/pool.py): on GPUs each gets its own `devices` GPUs, on a CPU its
+            own `train.threads` threads (the 2-core demo runs 2 one-thread pairs: about twice as many
+            steps per second as one pair on two threads).
         fit_configs: extra `paralm fit` configs applied after the base and before each row's overlay (e.g. a
             cluster's trainer settings, or a tiny CPU model to smoke-test a GPU ablation), relative to the
             working directory.
@@ -212,6 +216,7 @@ class AblationConfig:
     judge: JudgeSettings | None = None
     launcher: str = "local"
     devices: int = 1
+    jobs: int = 1
     fit_configs: list[str] = field(default_factory=list)
     base_config: str | None = None
 
@@ -313,6 +318,8 @@ def check_launch(cfg: AblationConfig) -> None:
         raise ValueError(f"launcher: unknown launcher {cfg.launcher!r}; valid: local, fabric, torchrun, slurm")
     if cfg.devices < 1:
         raise ValueError(f"devices must be >= 1, got {cfg.devices}")
+    if isinstance(cfg.jobs, bool) or not isinstance(cfg.jobs, int) or cfg.jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {cfg.jobs!r}")
     missing = [f for f in cfg.fit_configs if not Path(f).is_file()]
     if missing:
         raise ValueError(f"fit_configs: no such file(s) {missing} (relative to the working directory)")
@@ -328,13 +335,15 @@ def load_ablation(path: str | Path) -> AblationConfig:
 
 def select(cfg: AblationConfig, rows: list[str] | None = None, seeds: int | None = None,
            steps: int | None = None, out: str | None = None, launcher: str | None = None,
-           devices: int | None = None, fit_configs: list[str] | None = None) -> AblationConfig:
+           devices: int | None = None, fit_configs: list[str] | None = None,
+           jobs: int | None = None) -> AblationConfig:
     """A copy narrowed by command-line choices (a subset of rows, the first N seeds, other steps or out,
-    another launcher or device count, extra fit configs)."""
+    another launcher, device count or number of parallel pairs, extra fit configs)."""
     new = dataclasses.replace(cfg, rows=dict(cfg.rows), seeds=list(cfg.seeds),
                               train=dataclasses.replace(cfg.train), fit_configs=list(cfg.fit_configs))
     new.launcher = launcher or cfg.launcher
     new.devices = devices or cfg.devices
+    new.jobs = cfg.jobs if jobs is None else jobs
     new.fit_configs += list(fit_configs or [])
     if rows:
         unknown = [r for r in rows if r not in cfg.rows]

@@ -1,67 +1,27 @@
 """One trial as an operating-system process: start, watch, stop, and what it left on disk.
 
-A trial runs in its own session (process group), so stopping it reaches every rank a DDP launcher
-started. Stopping is polite first: SIGTERM lets the trial's preemption handling write a checkpoint at
-the next step boundary, then SIGKILL after a grace period. The group id is recorded in the sweep
-state, so a driver that was itself killed can find a trial it left running and end it before
-resuming that trial (otherwise two copies would write the same folder).
+A trial runs in its own session (process group; paralm/runs/child_process.py), so stopping it reaches
+every rank a DDP launcher started, politely first (SIGTERM, then SIGKILL after a grace period). The
+group id is recorded in the sweep state, so a driver that was itself killed can find a trial it left
+running and end it before resuming that trial (otherwise two copies would write the same folder).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
+from paralm.runs.child_process import LoggedChild, signal_group
 from paralm.runs.sweep.state import CHECKPOINT_DIR, METRICS_FILE
 
 INTERRUPTED_MIN_CODE = 124  # 124: grace expired, 128 + N: ended by signal N (paralm/fault/exits.py)
 
 
-class TrialProcess:
-    """A launched trial command; stdout and stderr go to `log_path` (appended across attempts)."""
-
-    def __init__(self, command: list[str], cwd: Path, log_path: Path, env: dict[str, str]) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
-        self._log.write(f"\n$ {' '.join(command)}\n".encode())
-        self._log.flush()
-        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    @property
-    def pgid(self) -> int:
-        return self.proc.pid  # the session leader's pid is the group id
-
-    def poll(self) -> int | None:
-        code = self.proc.poll()
-        if code is not None:
-            self._log.close()
-        return code
-
-    def stop(self, grace_s: float) -> int:
-        """SIGTERM the whole group, wait up to `grace_s`, then SIGKILL; returns the exit code."""
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
-            if self.proc.poll() is not None:
-                break
-            _signal_group(self.pgid, sig)
-            try:
-                self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        _signal_group(self.pgid, signal.SIGKILL)  # ranks a launcher left behind
-        self._log.close()
-        return self.proc.wait()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
+# One trial is one logged child process (paralm/runs/child_process.py; a killed driver leaves it running and
+# ends it when it resumes, see `end_orphan`).
+TrialProcess = LoggedChild
 
 
 def exit_was_interruption(code: int) -> bool:
@@ -96,7 +56,7 @@ def end_orphan(pgid: int | None, marker: str, grace_s: float = 30.0) -> bool:
     if not ours:
         return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        _signal_group(pgid, sig)
+        signal_group(pgid, sig)
         deadline = time.monotonic() + grace_s
         while group_members(pgid) and time.monotonic() < deadline:
             time.sleep(0.2)
