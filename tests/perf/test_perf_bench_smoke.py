@@ -45,3 +45,15 @@ def test_loader_breakdown_prints_every_stage_for_both_loaders_and_formats():
         assert total > 0 and all(v >= 0 for v in stages[:-1])  # "other" may round below zero
         assert sum(stages) == pytest.approx(total, abs=0.02 * len(stages))
     assert float(rows[1].split("|")[7]) > float(rows[0].split("|")[7])  # log-mel grows with the padding
+
+
+@pytest.mark.slow
+def test_demo_jobs_benchmark_measures_all_three_settings_through_paralm_fit(tmp_path):
+    out = tmp_path / "demo_jobs.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_demo_jobs.py"), "--steps", "2",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| A") or line.startswith("| B")
+            or line.startswith("| C")]
+    assert [r[2] for r in rows] == ["A", "B", "C"]
+    assert rows[0].endswith("| 1.00x |") and all(re.search(r"\| \d+\.\d\d \| \d+\.\d\dx \|$", r) for r in rows)

@@ -195,8 +195,8 @@ class AblationConfig:
         devices: processes (GPUs) per pair for fabric, torchrun and slurm.
         jobs: pairs trained at the same time on this node, each in its own process (local, fabric,
             torchrun; paralm/runs/ablate/pool.py): on GPUs each gets its own `devices` GPUs, on a CPU its
-            own `train.threads` threads (the 2-core demo runs 2 one-thread pairs: about twice as many
-            steps per second as one pair on two threads).
+            own `train.threads` threads (the 2-core demo runs 2 one-thread pairs: 1.12x the steps per
+            second of one pair on two threads, benchmarks/demo_jobs.md).
         fit_configs: extra `paralm fit` configs applied after the base and before each row's overlay (e.g. a
             cluster's trainer settings, or a tiny CPU model to smoke-test a GPU ablation), relative to the
             working directory.

@@ -1,9 +1,9 @@
 """`paralm ablate --jobs N`: train and evaluate N (training signature, seed) pairs at the same time.
 
 Why: the pairs of an ablation are independent (each has its own seed, run folder and result folder),
-and one pair rarely fills a machine: on the 2-core demo box one tiny-model pair on two threads makes
-*fewer* steps per second than on one (measured in the note of issue 16), while two one-thread pairs side
-by side make twice as many; on a GPU node, "one GPU per run" means eight pairs at once on eight GPUs.
+and one pair rarely fills a machine: a tiny model's small matrices use a second thread poorly (on the
+2-core demo box two one-thread pairs side by side make 1.12x the steps per second of one pair on two
+threads, benchmarks/demo_jobs.md), and on a GPU node "one GPU per run" means eight pairs on eight GPUs.
 
 Each pair runs as its own process, the same command a slurm array task runs:
     paralm ablate FILE [the user's choices] --jobs 1 --pair-index I
