@@ -5,6 +5,8 @@ several folders use (`feedkit`, `shardkit`, `modelkit`, ...) sit here, on the im
 """
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+# A few tests import helpers from a test module of another folder (the acceptance suite builds its tiny
+# Whisper with tests/creation's builder). pytest puts a folder on the import path only when it collects a
+# test there, so such an import worked in the full run and failed when one folder ran alone: every test
+# folder is on the path from the start (test module names are unique across folders).
+_TESTS = Path(__file__).resolve().parent
+sys.path[1:1] = [str(d) for d in sorted(_TESTS.iterdir()) if d.is_dir() and (d / "conftest.py").exists()]
 
 from process_guard import mark_test_run, no_process_left_behind  # noqa: E402,F401  (session fixture)
 
