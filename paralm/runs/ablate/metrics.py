@@ -73,14 +73,17 @@ GOLD_FIELDS = ("reference", "emotion", "gender", "label", "label_kind", "asks")
 
 
 def floor_rows(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
-    """Each answer paired with another item's gold (reference and labels) of the same question type.
+    """Each answer paired with another item's gold (reference and labels) of the same question type that
+    asks the same thing (`asks`; items without it form one group per type).
 
     Why: the empirical floor. A C answer that shares "of the" with another item's reference gets token
     F1 > 0 without transcribing anything; scoring every answer against someone else's reference (a cyclic
-    shift over items sorted by id, so no item keeps its own) measures that level for the metric as used."""
-    by_type: dict[str, list[PredictionRow]] = {}
+    shift over items sorted by id, so no item keeps its own) measures that level for the metric as used.
+    The donor asks what the item asks: a gender answer given an emotion question's gold would be scored
+    as an emotion answer (0), which is not a floor of anything."""
+    by_type: dict[tuple, list[PredictionRow]] = {}
     for row in rows:
-        by_type.setdefault(row.type, []).append(row)
+        by_type.setdefault((row.type, row.asks), []).append(row)
     out = []
     for group in by_type.values():
         group = sorted(group, key=lambda r: r.item_id)
