@@ -99,15 +99,12 @@ def run_ablation(cfg: AblationConfig, verbose: bool = False, report_only: bool =
 
 def _run_pairs(cfg: AblationConfig, groups: list[tuple[list[str], int]], paths: dict) -> None:
     """Train and evaluate every group with an unfinished row; finished rows are kept."""
-    from paralm.runs.ablate.run import is_finished, train_and_evaluate
+    from paralm.runs.ablate.run import train_and_evaluate
     from paralm.runs.ablate.wandb import log_eval_run
 
-    todo = [(names, seed, [n for n in names if not is_finished(cfg.out, n, seed)]) for names, seed in groups]
-    kept = sum(len(names) - len(left) for names, _, left in todo)
-    if kept:
-        print(f"ablate: {kept} finished (row, seed) pair(s) kept from an earlier run")
+    todo = _unfinished(cfg, groups)
     torch.set_num_threads(max(1, cfg.train.threads))
-    for names, seed, left in tqdm([t for t in todo if t[2]], desc="ablation trainings", unit="run"):
+    for _index, names, seed, left in tqdm(todo, desc="ablation trainings", unit="run"):
         t1 = time.time()
         for scores in train_and_evaluate(cfg, names, seed, paths, evaluate=left):
             log_eval_run(cfg, scores)  # a row on another row's weights (the oracle) gets its own W&B run
@@ -120,15 +117,10 @@ def _run_pairs_in_processes(cfg: AblationConfig, groups: list[tuple[list[str], i
     (paralm/runs/ablate/pool.py); each trains and is evaluated as it would be alone."""
     from paralm.runs.ablate.launch import _bin
     from paralm.runs.ablate.pool import PairJob, run_pool, slot_environments, visible_gpus
-    from paralm.runs.ablate.run import is_finished
 
     if config_path is None:
         raise UserError("--jobs > 1 runs each pair as `paralm ablate FILE --pair-index I`: the ablation file is needed")
-    todo = [PairJob(i, tuple(names), seed) for i, (names, seed) in enumerate(groups)
-            if not all(is_finished(cfg.out, n, seed) for n in names)]
-    kept = sum(len(names) for names, _ in groups) - sum(len(p.names) for p in todo)
-    if kept:
-        print(f"ablate: {kept} finished (row, seed) pair(s) kept from an earlier run")
+    todo = [PairJob(index, tuple(names), seed) for index, names, seed, _left in _unfinished(cfg, groups)]
     if not todo:
         return
     jobs = min(cfg.jobs, len(todo))
@@ -140,6 +132,20 @@ def _run_pairs_in_processes(cfg: AblationConfig, groups: list[tuple[list[str], i
                 "--jobs", "1", "--pair-index", str(pair.index)]
 
     run_pool(todo, command, slots, Path(cfg.out) / "logs")
+
+
+def _unfinished(cfg: AblationConfig,
+                groups: list[tuple[list[str], int]]) -> list[tuple[int, list[str], int, list[str]]]:
+    """(index in `groups`, rows, seed, rows without results) of every group that still has work; says how
+    many (row, seed) pairs are kept from an earlier run."""
+    from paralm.runs.ablate.run import is_finished
+
+    todo = [(i, names, seed, [n for n in names if not is_finished(cfg.out, n, seed)])
+            for i, (names, seed) in enumerate(groups)]
+    kept = sum(len(names) - len(left) for _i, names, _seed, left in todo)
+    if kept:
+        print(f"ablate: {kept} finished (row, seed) pair(s) kept from an earlier run", flush=True)
+    return [t for t in todo if t[3]]
 
 
 def _training_groups(cfg: AblationConfig, todo: list[tuple[str, int]]) -> list[tuple[list[str], int]]:
