@@ -72,6 +72,19 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live pids in process group `pgid`, zombies excluded (Linux /proc; empty elsewhere)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last lines of a child's log (what a user needs to see when it failed)."""
     try:

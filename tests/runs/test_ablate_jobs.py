@@ -21,16 +21,14 @@ from paralm.fault.exits import FaultExit, UserError
 from paralm.runs.ablate import main
 from paralm.runs.ablate.config import parse_ablation
 from paralm.runs.ablate.pool import POOL_LOG, PairJob, run_pool, slot_environments
+from paralm.runs.child_process import group_members
 
 PARALM = str(Path(sys.executable).parent / "paralm")
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    """A pair process (a session leader: its pid is its group id) or anything it started is still running."""
+    return bool(group_members(pid))
 
 
 def _pool_rows(log_dir: Path) -> list[dict]:

@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from paralm.runs.child_process import LoggedChild, signal_group
+from paralm.runs.child_process import LoggedChild, group_members, signal_group
 from paralm.runs.sweep.state import CHECKPOINT_DIR, METRICS_FILE
 
 INTERRUPTED_MIN_CODE = 124  # 124: grace expired, 128 + N: ended by signal N (paralm/fault/exits.py)
@@ -27,19 +27,6 @@ TrialProcess = LoggedChild
 def exit_was_interruption(code: int) -> bool:
     """A signal or a preemption exit (resume it), as opposed to a failure (record it)."""
     return code < 0 or code >= INTERRUPTED_MIN_CODE
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live pids in process group `pgid`, zombies excluded (Linux /proc; empty elsewhere)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 def end_orphan(pgid: int | None, marker: str, grace_s: float = 30.0) -> bool:
