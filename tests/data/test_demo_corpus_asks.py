@@ -7,7 +7,6 @@ rewritten offsets are checked too) and run the script, as its user does, on a sm
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import subprocess
@@ -17,24 +16,12 @@ import wave
 from pathlib import Path
 
 import pytest
+from demokit import DEMO, demo_module
 
 from paralm.data.index import IndexRow, ShardIndex, ShardRow
 from paralm.data.tario import iter_members, read_member, sha256_file
 
-DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 SCRIPT = DEMO / "record_asks.py"
-
-
-def _demo_qa_module():
-    """data/demo/qa.py, imported by path (it imports its neighbours presets.py and sentences.py)."""
-    sys.path.insert(0, str(DEMO))
-    try:
-        spec = importlib.util.spec_from_file_location("demo_qa", DEMO / "qa.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(DEMO))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +40,7 @@ def committed_pairs() -> list[dict]:
 
 
 def test_every_committed_pair_records_what_its_generator_kind_asks(committed_pairs):
-    asks = _demo_qa_module().ASKS
+    asks = demo_module("qa").ASKS
     assert len(committed_pairs) == 10056
     wrong = [p for p in committed_pairs if p.get("asks") != asks[p["generator"]["kind"]]]
     assert wrong == []

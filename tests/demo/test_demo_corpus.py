@@ -6,21 +6,18 @@ audio is decoded through `SampleReader` (decoding all of it would take most of t
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
+from demokit import DEMO, demo_module
 
 from paralm.data.index import ShardIndex
 from paralm.data.reader import SampleReader, iter_samples
 from paralm.data.schema import validate_sample
 
-DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 SHARDS = DEMO / "shards" / "general"
 MAX_BYTES = 40_000_000
 
@@ -122,21 +119,10 @@ def test_decoded_audio_matches_index_and_is_clean(corpus):
         assert sample.meta["labels"]["gold"]["emotion"] == row.emotion
 
 
-def _build_module():
-    sys.path.insert(0, str(DEMO))
-    try:
-        spec = importlib.util.spec_from_file_location("demo_build", DEMO / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(DEMO))
-
-
 def test_committed_metadata_is_what_build_script_produces(corpus):
     """Labels, QA and rendering parameters are a pure function of the seed (no espeak-ng needed)."""
     _, metas = corpus
-    build = _build_module()
+    build = demo_module("build")
     plan = build.clip_plan()
     assert len(plan) == len(metas)
     by_key = {m["key"]: m for m in metas}
