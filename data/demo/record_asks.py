@@ -29,6 +29,7 @@ from pathlib import Path
 from qa import ASKS  # data/demo/qa.py: this script's folder is first on sys.path
 
 from paralm.data.index import INDEX_NAME
+from paralm.data.schema import dumps_strict
 from paralm.data.staging import check_out_dir, new_staging, publish
 from paralm.data.tario import BLOCK, TarTruncated, iter_members
 from paralm.fault.exits import UserError
@@ -40,15 +41,10 @@ class CannotRecord(Exception):
     """A pair or member this script will not rewrite; the message names shard and key."""
 
 
-def _dumps(doc) -> bytes:
-    """The encoding the shard writer and the index use (paralm.data.shards / paralm.data.index)."""
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
 def with_asks(raw: bytes, where: str) -> tuple[bytes, int]:
     """(new JSON bytes, pairs changed) for one `{key}.json` member; (raw, 0) when every pair has `asks`."""
     meta = json.loads(raw)
-    if _dumps(meta) != raw:
+    if dumps_strict(meta) != raw:
         raise CannotRecord(f"{where}: JSON is not in the shard writer's encoding; rewriting it would change more")
     added = 0
     for i, pair in enumerate(meta.get("qa") or []):
@@ -61,7 +57,7 @@ def with_asks(raw: bytes, where: str) -> tuple[bytes, int]:
         at = next((j for j, (k, _) in enumerate(items) if k == "generator"), len(items))
         meta["qa"][i] = dict(items[:at] + [("asks", ASKS[kind])] + items[at:])
         added += 1
-    return (_dumps(meta), added) if added else (raw, 0)
+    return (dumps_strict(meta), added) if added else (raw, 0)
 
 
 def _header_with_size(header: bytes, size: int) -> bytes:
@@ -99,7 +95,7 @@ def rewrite_shard(raw: bytes, shard: str) -> tuple[bytes, int]:
 def updated_index(index_raw: bytes, shards: dict[str, bytes]) -> bytes:
     """index.json with each rewritten shard's sha256/bytes and its samples' member offsets and sizes."""
     doc = json.loads(index_raw)
-    if _dumps(doc) != index_raw:
+    if dumps_strict(doc) != index_raw:
         raise CannotRecord(f"{INDEX_NAME}: not in the index writer's encoding; rewriting it would change more")
     where = {}
     for name, data in shards.items():
@@ -113,7 +109,7 @@ def updated_index(index_raw: bytes, shards: dict[str, bytes]) -> bytes:
             audio, meta = where[row["shard"], row["audio_member"]], where[row["shard"], f"{row['key']}.json"]
             row["audio_offset"], row["audio_size"] = audio.offset_data, audio.size
             row["json_offset"], row["json_size"] = meta.offset_data, meta.size
-    return _dumps(doc)
+    return dumps_strict(doc)
 
 
 def record(folder: Path) -> int:

@@ -17,14 +17,13 @@ Paths are relative to the index directory; offsets point at member data inside t
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from paralm.atomic_files import atomic_open
-from paralm.data.schema import loads_strict
+from paralm.data.schema import dumps_strict, loads_strict
 from paralm.data.skips import SkipCounter, SkipRecord
 from paralm.data.tario import sha256_file
 from paralm.fault.exits import UserError
@@ -212,8 +211,8 @@ class ShardIndex:
             "pack_skipped": [asdict(r) for r in self.pack_skipped],
         }
         path = self.root / INDEX_NAME
-        with atomic_open(path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False, allow_nan=False)
+        with atomic_open(path, "wb") as f:
+            f.write(dumps_strict(doc))
         return path
 
     def filter(

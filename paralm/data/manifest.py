@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paralm.data.schema import StrictJSONError, loads_strict
+from paralm.data.schema import StrictJSONError, dumps_strict, loads_strict
 
 NUMERIC_LEAVES = frozenset({"arousal", "valence", "dominance", "duration", "start", "end"})
 GOLD_COLUMNS = {
@@ -96,7 +96,7 @@ def row_problem(record: dict) -> tuple[str, str] | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in audio):
         return "schema", "`audio` path holds control characters"
     try:
-        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        dumps_strict(record)
     except (ValueError, RecursionError) as exc:  # NaN/inf, lone surrogates, too deep, too long
         return "bad_json", f"not strict JSON: {str(exc)[:200]}"
     return None

@@ -65,6 +65,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def dumps_strict(value: Any) -> bytes:
+    """The bytes every writer stores for a JSON document (shard members, index.json, manifests): UTF-8,
+    non-ASCII kept as is, NaN/Infinity refused (ValueError)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
 def loads_strict(text: str | bytes) -> Any:
     """Parse one JSON document the way writers write it: no NaN/Infinity, finite numbers, valid Unicode.
 
@@ -78,7 +84,7 @@ def loads_strict(text: str | bytes) -> Any:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        dumps_strict(value)
     except (StrictJSONError, json.JSONDecodeError):
         raise
     except UnicodeError as exc:

@@ -12,7 +12,6 @@ a tar member by member, groups members by key, and reports each group as a `RawS
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from typing import BinaryIO
 
 from paralm.data.index import INDEX_NAME, IndexRow, ShardIndex, ShardRow
 from paralm.data.reader import iter_samples
-from paralm.data.schema import validate_sample
+from paralm.data.schema import dumps_strict, validate_sample
 from paralm.data.skips import SkipRecord
 from paralm.data.staging import new_staging, publish
 from paralm.data.tario import (
@@ -108,7 +107,7 @@ class ShardWriter:
         key = meta["key"]
         if key in self._keys:
             raise DuplicateKeyError(f"duplicate key {key!r}: already written to this shard set")
-        meta_bytes = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        meta_bytes = dumps_strict(meta)
         if self._tar is None:
             self._tar = TarWriter(self.out_dir / f"{self.prefix}-{self._next:06d}.tar")
         audio_offset = self._tar.add(f"{key}.{ext}", audio)
