@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
+from lightning.pytorch.utilities import rank_zero_warn
 
 from paralm.audio import AudioTokenSpec
 from paralm.data.batch import Batch
@@ -24,6 +26,10 @@ from paralm.model.llm import build_tokenizer
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
 from paralm.optim import OptimConfig, build_optimizer
 from paralm.perf.chunked_ce import chunked_token_losses
+
+# Strategies that shard the LLM's parameters: their wrappers gather weights in the LLM's own forward, which the
+# packed loss bypasses (it calls the decoder and the LM head separately).
+SHARDED_STRATEGIES = (FSDPStrategy, ModelParallelStrategy, DeepSpeedStrategy)
 
 # Frozen parts stay in eval during fit on purpose (see SpeechLM.train); Lightning warns about any such module.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
@@ -56,6 +62,10 @@ class RuntimeConfig:
         compile: wrap the LLM forward with torch.compile.
         chunked_ce: compute the loss in chunks of this many positions per row, recomputed in backward and skipped
             where a chunk holds no answer token (0 = at once; saves memory on large vocabularies).
+        packed_loss: take the loss on pad-free rows with the LM head on answer positions only
+            (paralm/model/packing.py): the padded path's values up to rounding, at a fraction of the cost. Checked
+            against the padded path on the first batch (a mismatch, e.g. an LLM whose attention ignores restarting
+            position ids, warns and falls back); not used with `compile` or under sharded strategies (FSDP).
         loss_norm: how the training loss is normalised (see LOSS_NORMS): global_tokens (sum over answer tokens
             / answer tokens of all ranks; DDP's gradient average then equals the one-process gradient exactly) |
             rank_tokens (token mean within each rank) | sample_mean (mean of per-sample token means).
@@ -65,6 +75,7 @@ class RuntimeConfig:
     gradient_checkpointing: bool = False
     compile: bool = False
     chunked_ce: int = 0
+    packed_loss: bool = True
     loss_norm: str = "global_tokens"
 
     def __post_init__(self) -> None:
@@ -136,6 +147,8 @@ class SpeechLMModule(pl.LightningModule):
         self.runtime = runtime
         self.init_from = init_from  # not a hyperparameter: a checkpoint already holds the weights it gave
         self._runtime_applied = False
+        self._packed_checked = False  # the packed loss is compared with the padded one once, on the first batch
+        self._packed_refused = False  # ... and not used again after a mismatch (the config is left as given)
         # Plain dicts only: checkpoints must load with weights_only=True.
         self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim),
                                    "generation": asdict(generation), "runtime": asdict(runtime)})
@@ -180,8 +193,7 @@ class SpeechLMModule(pl.LightningModule):
                         encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        logits = self(batch)
-        sums, counts = token_losses(logits, batch.labels, self.runtime.chunked_ce)
+        sums, counts = self.token_losses(batch)
         real = ~batch.is_pad.to(sums.device)  # (B,) filler items (see MixtureDataModule) never count
         sums, counts = sums * real, counts * real
         n_tokens = counts.sum().clamp(min=1)
@@ -195,6 +207,37 @@ class SpeechLMModule(pl.LightningModule):
                                                       self.trainer.world_size)
         self.source_losses.update(stage, batch.sources, sums.detach(), counts.detach())
         return loss
+
+    def token_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample summed answer-token loss (B,) and answer-token count (B,): packed when allowed."""
+        if not self._packed_allowed():
+            return token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+        sums, counts = self.net.packed_token_losses(
+            batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
+            encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
+        if self._packed_checked:
+            return sums, counts
+        self._packed_checked = True
+        with torch.no_grad():
+            ref_sums, ref_counts = token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+        precise = self.net.llm.dtype == torch.float32 and not torch.is_autocast_enabled(sums.device.type)
+        tolerance = 1e-3 if precise else 3e-2
+        if torch.equal(counts.cpu(), ref_counts.cpu()) and torch.allclose(
+                sums.detach(), ref_sums, rtol=tolerance, atol=tolerance):
+            return sums, counts
+        self._packed_refused = True
+        rank_zero_warn(f"runtime.packed_loss: the packed loss disagrees with the padded one on the first batch "
+                       f"(per-sample sums {sums.detach().tolist()[:4]} vs {ref_sums.tolist()[:4]}, counts "
+                       f"{counts.tolist()[:4]} vs {ref_counts.tolist()[:4]}); this LLM ignores restarting position "
+                       f"ids or changes its logits after the LM head. Using the padded loss for this run.")
+        return token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+
+    def _packed_allowed(self) -> bool:
+        if not self.runtime.packed_loss or self.runtime.compile or self._packed_refused:
+            return False
+        if self._trainer is None:
+            return True
+        return not isinstance(self.trainer.strategy, SHARDED_STRATEGIES)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

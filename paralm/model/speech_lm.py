@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from peft import PeftModel
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from paralm.audio import AudioTokenSpec
 from paralm.model import export as export_io
+from paralm.model import packing
 from paralm.model.config import SpeechLMConfig
 from paralm.model.encoder import SpeechEncoder, build_encoder, encoder_layout
 from paralm.model.encoder_base import lengths_mask
@@ -173,6 +175,27 @@ class SpeechLM(nn.Module):
         out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                        use_cache=False)
         return out.logits
+
+    def packed_token_losses(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                            features: torch.Tensor, feature_lengths: torch.Tensor,
+                            encoder_states: torch.Tensor | None = None,
+                            encoder_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample summed next-token loss (B,) fp32 and answer-token count (B,), as `forward` + the padded
+        loss give them, computed on pad-free rows with the LM head on answer positions only (packing.py)."""
+        embeds, _ = self.embed(input_ids, attention_mask, features, feature_lengths, encoder_states, encoder_lengths)
+        plan = packing.pack_plan(attention_mask)
+        targets = packing.answer_targets(labels)
+        decoder, head = self.decoder_and_head()
+        hidden = decoder(inputs_embeds=packing.pack_embeds(embeds, plan), attention_mask=None,
+                         position_ids=plan.position, use_cache=False).last_hidden_state
+        at_answers = hidden.reshape(-1, hidden.shape[-1])[packing.packed_positions(targets, plan)]
+        per_token = F.cross_entropy(head(at_answers).float(), targets.target, reduction="none")
+        return packing.per_sample(per_token, targets.sample, input_ids.shape[0])
+
+    def decoder_and_head(self) -> tuple[nn.Module, nn.Module]:
+        """The LLM's transformer body (hidden states) and its LM head, through a peft wrapper if any."""
+        base = self.llm.get_base_model() if isinstance(self.llm, PeftModel) else self.llm
+        return base.get_decoder(), base.get_output_embeddings()
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: torch.Tensor,

@@ -194,3 +194,43 @@ def test_llm_gguf_file_reads_the_same_tokenizer_and_template_as_the_converted_fo
     text = "Hello world, how does the speaker feel?"
     assert direct.encode(text) == folder.encode(text) and len(direct) == len(folder) == 49153
     assert direct.chat_template == folder.chat_template and "<|im_start|>" in direct.chat_template
+
+
+def test_packed_loss_of_smollm2_with_lora_equals_the_padded_loss_and_gradients(real_models):
+    """The packed loss (paralm/model/packing.py) relies on the LLM reading restarting position ids as
+    separate sequences: SmolLM2 (Llama) through peft, with the chat template, on a batch padded to twice its
+    longest prompt (two samples per packed row)."""
+    from paralm.data.datamodule import MixtureDataModule
+    from paralm.data.sources import SourceSpec
+    from paralm.lit_module import SpeechLMModule, token_losses
+    from paralm.model.packing import pack_plan
+
+    torch.manual_seed(0)
+    module = SpeechLMModule(real_config(real_models))
+    module.configure_model()
+    dm = MixtureDataModule(val_sources=[SourceSpec("general", str(GENERAL), split="val")], batch_size=3,
+                           num_workers=0)
+    dm.attach(module.tokenizer, module.audio_token_spec)
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))
+    pad = batch.attention_mask.new_zeros(batch.attention_mask.shape)
+    batch.input_ids, batch.attention_mask = torch.cat([batch.input_ids, pad], 1), torch.cat([batch.attention_mask, pad], 1)
+    batch.labels = torch.cat([batch.labels, pad - 100], 1)
+    assert pack_plan(batch.attention_mask).rows == 2
+    module.train()
+
+    def loss_and_grads(sums, counts):
+        module.zero_grad(set_to_none=True)
+        (sums.sum() / counts.sum()).backward()
+        return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+    ref_sums, ref_counts = token_losses(module(batch), batch.labels)
+    ref = loss_and_grads(ref_sums, ref_counts)
+    sums, counts = module.net.packed_token_losses(batch.input_ids, batch.attention_mask, batch.labels,
+                                                  batch.features, batch.feature_lengths)
+    got = loss_and_grads(sums, counts)
+    assert torch.equal(counts, ref_counts) and int(counts.min()) > 0
+    torch.testing.assert_close(sums, ref_sums, rtol=1e-4, atol=1e-4)
+    assert set(got) == set(ref) and any("lora_" in n for n in ref)
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-3, atol=1e-5, msg=name)
