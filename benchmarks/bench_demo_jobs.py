@@ -40,22 +40,27 @@ class StepClock(pl.Callback):
     def __init__(self, out: str, warmup: int = WARMUP) -> None:
         self.out, self.warmup, self.start = out, warmup, None
 
+        self.losses: list[float] = []
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup and self.start is None:
             self.start = time.time()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
     def on_train_end(self, trainer, pl_module) -> None:
         Path(self.out).write_text(json.dumps({"steps": trainer.global_step - self.warmup, "start": self.start,
-                                              "end": time.time()}))
+                                              "end": time.time(), "losses": self.losses}))
 
 
-def _fit(work: Path, name: str, steps: int, threads: int) -> tuple[subprocess.Popen, Path]:
+def _fit(work: Path, name: str, steps: int, threads: int, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Path]:
     clock = work / f"{name}.json"
     command = [str(Path(sys.executable).parent / "paralm"), "fit", "--config", "experiments/demo/model.yaml",
                "--trainer.max_steps", str(steps + WARMUP), "--trainer.logger", "false",
                "--trainer.enable_checkpointing", "false", "--trainer.default_root_dir", str(work / "runs"),
                "--run_name", name, "--data.num_workers", "0", "--data.feature_cache", str(work / "features"),
-               "--trainer.callbacks+=bench_demo_jobs.StepClock", f"--trainer.callbacks.init_args.out={clock}"]
+               "--trainer.callbacks+=bench_demo_jobs.StepClock", f"--trainer.callbacks.init_args.out={clock}", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}",
            "WANDB_MODE": "disabled"}
     log = open(work / f"{name}.log", "w")
@@ -66,7 +71,7 @@ def _wait(procs: list[tuple[subprocess.Popen, Path]]) -> list[dict]:
     try:
         for proc, _ in procs:
             if proc.wait() != 0:
-                raise SystemExit(f"bench_demo_jobs: a fit failed (exit {proc.returncode}); see its log")
+                raise SystemExit(f"benchmark: a fit failed (exit {proc.returncode}); see its log")
     finally:
         for proc, _ in procs:
             if proc.poll() is None:

@@ -57,3 +57,16 @@ def test_demo_jobs_benchmark_measures_all_three_settings_through_paralm_fit(tmp_
             or line.startswith("| C")]
     assert [r[2] for r in rows] == ["A", "B", "C"]
     assert rows[0].endswith("| 1.00x |") and all(re.search(r"\| \d+\.\d\d \| \d+\.\d\dx \|$", r) for r in rows)
+
+
+@pytest.mark.slow
+def test_packed_loss_benchmark_times_both_loss_paths_of_a_demo_row_and_reports_their_loss_gap(tmp_path):
+    out = tmp_path / "packed_loss.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_packed_loss.py"), "--steps", "2",
+                           "--rows", "implicit", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| implicit |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[3].endswith("x")
+    assert float(cells[5]) < 1e-3  # same batches, same seed: rounding only
