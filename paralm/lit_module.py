@@ -23,6 +23,7 @@ from paralm.data.batch import Batch
 from paralm.data.source_metrics import StageSourceLosses
 from paralm.model.config import SpeechLMConfig
 from paralm.model.llm import build_tokenizer
+from paralm.model.packing import shares_rows
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
 from paralm.optim import OptimConfig, build_optimizer
 from paralm.perf.chunked_ce import chunked_token_losses
@@ -63,9 +64,10 @@ class RuntimeConfig:
         chunked_ce: compute the loss in chunks of this many positions per row, recomputed in backward and skipped
             where a chunk holds no answer token (0 = at once; saves memory on large vocabularies).
         packed_loss: take the loss on pad-free rows with the LM head on answer positions only
-            (paralm/model/packing.py): the padded path's values up to rounding, at a fraction of the cost. Checked
-            against the padded path on the first batch (a mismatch, e.g. an LLM whose attention ignores restarting
-            position ids, warns and falls back); not used with `compile` or under sharded strategies (FSDP).
+            (paralm/model/packing.py): the padded path's values up to rounding, at a fraction of the cost.
+            Checked against the padded path on the first batch that packs two samples into one row (a mismatch,
+            e.g. an LLM whose attention ignores restarting position ids, warns and falls back); not used with
+            `compile` or under sharded strategies (FSDP).
         loss_norm: how the training loss is normalised (see LOSS_NORMS): global_tokens (sum over answer tokens
             / answer tokens of all ranks; DDP's gradient average then equals the one-process gradient exactly) |
             rank_tokens (token mean within each rank) | sample_mean (mean of per-sample token means).
@@ -148,6 +150,7 @@ class SpeechLMModule(pl.LightningModule):
         self.init_from = init_from  # not a hyperparameter: a checkpoint already holds the weights it gave
         self._runtime_applied = False
         self._packed_checked = False  # the packed loss is compared with the padded one once, on the first batch
+        # that packs two samples into one row
         self._packed_refused = False  # ... and not used again after a mismatch (the config is left as given)
         # Plain dicts only: checkpoints must load with weights_only=True.
         self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim),
@@ -215,22 +218,39 @@ class SpeechLMModule(pl.LightningModule):
         sums, counts = self.net.packed_token_losses(
             batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
             encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
-        if self._packed_checked:
-            return sums, counts
+        if self._packed_checked or not shares_rows(batch.attention_mask):
+            return sums, counts  # checked already, or a batch that packs no two samples together proves nothing
         self._packed_checked = True
-        with torch.no_grad():
-            ref_sums, ref_counts = token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
-        precise = self.net.llm.dtype == torch.float32 and not torch.is_autocast_enabled(sums.device.type)
-        tolerance = 1e-3 if precise else 3e-2
-        if torch.equal(counts.cpu(), ref_counts.cpu()) and torch.allclose(
-                sums.detach(), ref_sums, rtol=tolerance, atol=tolerance):
+        mismatch = self._packed_mismatch(batch)
+        if mismatch is None:
             return sums, counts
         self._packed_refused = True
-        rank_zero_warn(f"runtime.packed_loss: the packed loss disagrees with the padded one on the first batch "
-                       f"(per-sample sums {sums.detach().tolist()[:4]} vs {ref_sums.tolist()[:4]}, counts "
-                       f"{counts.tolist()[:4]} vs {ref_counts.tolist()[:4]}); this LLM ignores restarting position "
-                       f"ids or changes its logits after the LM head. Using the padded loss for this run.")
+        rank_zero_warn(f"runtime.packed_loss: the packed loss disagrees with the padded one on a packed batch "
+                       f"({mismatch}); this LLM ignores restarting position ids or changes its logits after the "
+                       f"LM head. Using the padded loss for this run.")
         return token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+
+    def _packed_mismatch(self, batch: Batch) -> str | None:
+        """Both losses of `batch` without dropout, gradients or a draw from the run's random streams (the
+        training step's own dropout masks differ between layouts); None when they agree."""
+        was_training = self.net.training
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                self.net.train(False)
+                sums, counts = self.net.packed_token_losses(
+                    batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
+                    encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
+                ref_sums, ref_counts = token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+        finally:
+            self.net.train(was_training)
+        precise = self.net.llm.dtype == torch.float32 and not torch.is_autocast_enabled(sums.device.type)
+        tolerance = 1e-3 if precise else 3e-2
+        if torch.equal(counts.cpu(), ref_counts.cpu()) and torch.allclose(sums, ref_sums, rtol=tolerance,
+                                                                          atol=tolerance):
+            return None
+        return (f"per-sample sums {sums.tolist()[:4]} vs {ref_sums.tolist()[:4]}, counts {counts.tolist()[:4]} vs "
+                f"{ref_counts.tolist()[:4]}")
 
     def _packed_allowed(self) -> bool:
         if not self.runtime.packed_loss or self.runtime.compile or self._packed_refused:

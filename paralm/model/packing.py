@@ -52,18 +52,24 @@ def first_fit_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
+def shares_rows(attention_mask: torch.Tensor) -> bool:
+    """Whether packing this (B, L) batch puts two samples in one row (what the first-batch check must see)."""
+    lengths = attention_mask.bool().sum(dim=1).tolist()
+    return len(first_fit_rows(lengths, attention_mask.shape[1])) < len(lengths)
+
+
 def pack_plan(attention_mask: torch.Tensor) -> PackPlan:
     """(B, L) attention mask (1 = real token, any padding side) -> where each real token goes."""
     b, length = attention_mask.shape
     device = attention_mask.device
-    real = attention_mask.bool()
+    real = attention_mask.bool().cpu()  # one device-to-host copy; the plan is built on the host
     lengths = real.sum(dim=1).tolist()
     rows = first_fit_rows(lengths, length)
     filler = b * length
     source = torch.full((len(rows), length), filler, dtype=torch.long)
     position = torch.zeros((len(rows), length), dtype=torch.long)
     dest = torch.full((b * length,), -1, dtype=torch.long)
-    flat_real = [torch.nonzero(real[i].cpu(), as_tuple=True)[0] + i * length for i in range(b)]
+    flat_real = [torch.nonzero(real[i], as_tuple=True)[0] + i * length for i in range(b)]
     for r, members in enumerate(rows):
         offset = 0
         for i in members:

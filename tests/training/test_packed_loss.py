@@ -54,12 +54,8 @@ def batch_and_module(tmp_path_factory):
     dm = tiny_datamodule(shards, module, batch_size=6)
     dm.setup("fit")
     module.configure_model()
-    batch = widened(next(iter(dm.train_dataloader())), extra=int(batch_len(dm) * 1.2))
-    return batch, module
-
-
-def batch_len(dm) -> int:
-    return int(next(iter(dm.train_dataloader())).input_ids.shape[1])
+    original = next(iter(dm.train_dataloader()))
+    return widened(original, extra=int(original.input_ids.shape[1] * 1.2)), module, original
 
 
 def widened(batch, extra: int):
@@ -78,7 +74,7 @@ def _grads(module, loss):
 
 
 def test_packed_loss_and_gradients_equal_the_padded_ones_with_fewer_rows(batch_and_module):
-    batch, module = batch_and_module
+    batch, module, _ = batch_and_module
     module.train()
     ref_sums, ref_counts = token_losses(module(batch), batch.labels)
     ref = _grads(module, ref_sums.sum() / ref_counts.sum())
@@ -94,7 +90,7 @@ def test_packed_loss_and_gradients_equal_the_padded_ones_with_fewer_rows(batch_a
 
 
 def test_training_step_uses_the_packed_loss_after_checking_it_once(batch_and_module, monkeypatch):
-    batch, module = batch_and_module
+    batch, module, _ = batch_and_module
     fresh = tiny_module(llm_trainable="full")
     fresh.configure_model()
     fresh.net.load_state_dict(module.net.state_dict())
@@ -103,12 +99,12 @@ def test_training_step_uses_the_packed_loss_after_checking_it_once(batch_and_mod
     monkeypatch.setattr(fresh.net, "packed_token_losses", lambda *a, **k: calls.append(1) or original(*a, **k))
     first = fresh.token_losses(batch)
     second = fresh.token_losses(batch)
-    assert len(calls) == 2 and fresh.runtime.packed_loss and fresh._packed_checked
+    assert len(calls) == 3 and fresh.runtime.packed_loss and fresh._packed_checked  # two steps + the check
     torch.testing.assert_close(first[0], second[0])
 
 
 def test_a_packed_loss_that_disagrees_warns_and_the_run_keeps_the_padded_loss(batch_and_module, monkeypatch):
-    batch, module = batch_and_module
+    batch, module, _ = batch_and_module
     fresh = tiny_module(llm_trainable="full")
     fresh.configure_model()
     fresh.net.load_state_dict(module.net.state_dict())
@@ -140,3 +136,40 @@ def test_sharded_strategies_keep_the_padded_path():
     assert not module._packed_allowed()
     module._trainer = SimpleNamespace(strategy=DDPStrategy())
     assert module._packed_allowed()
+
+
+def test_a_batch_that_packs_no_two_samples_together_does_not_count_as_the_check(batch_and_module):
+    """Causal attention never sees a row's filler, so only a row holding two samples can reveal a model that
+    ignores restarting position ids; the check waits for such a batch."""
+    from paralm.model.packing import shares_rows
+
+    batch, _, narrow = batch_and_module
+    assert not shares_rows(narrow.attention_mask) and shares_rows(batch.attention_mask)
+    fresh = tiny_module(llm_trainable="full")
+    fresh.configure_model()
+    fresh.token_losses(narrow)
+    assert not fresh._packed_checked
+    fresh.token_losses(batch)
+    assert fresh._packed_checked
+
+
+def test_the_check_passes_under_lora_dropout_and_leaves_the_random_stream_alone(batch_and_module):
+    """The training step's dropout masks differ between the packed and the padded layout; the check compares
+    both without dropout, so a model with LoRA dropout keeps the packed loss, and it draws no random number."""
+    batch, _, _ = batch_and_module
+    config = tiny_module(llm_trainable="lora").model_config
+    config.llm.lora = dataclasses.replace(config.llm.lora, dropout=0.5)
+    module = SpeechLMModule(config)
+    module.configure_model()
+    dropouts = [m for n, m in module.net.named_modules() if isinstance(m, torch.nn.Dropout) and "lora_dropout" in n]
+    assert dropouts and all(m.p == 0.5 for m in dropouts)
+    module.net.train(True)
+    assert all(m.training for m in dropouts)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    module._packed_mismatch(batch)
+    assert torch.equal(torch.rand(3), expected_next)
+    module.token_losses(batch)
+    assert module._packed_checked and not module._packed_refused
+    assert all(m.training for m in dropouts)  # train mode restored after the check
