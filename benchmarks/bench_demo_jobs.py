@@ -39,7 +39,6 @@ class StepClock(pl.Callback):
 
     def __init__(self, out: str, warmup: int = WARMUP) -> None:
         self.out, self.warmup, self.start = out, warmup, None
-
         self.losses: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

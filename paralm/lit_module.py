@@ -214,10 +214,8 @@ class SpeechLMModule(pl.LightningModule):
     def token_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample summed answer-token loss (B,) and answer-token count (B,): packed when allowed."""
         if not self._packed_allowed():
-            return token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
-        sums, counts = self.net.packed_token_losses(
-            batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
-            encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
+            return self._padded_losses(batch)
+        sums, counts = self._packed_losses(batch)
         if self._packed_checked or not shares_rows(batch.attention_mask):
             return sums, counts  # checked already, or a batch that packs no two samples together proves nothing
         self._packed_checked = True
@@ -228,7 +226,15 @@ class SpeechLMModule(pl.LightningModule):
         rank_zero_warn(f"runtime.packed_loss: the packed loss disagrees with the padded one on a packed batch "
                        f"({mismatch}); this LLM ignores restarting position ids or changes its logits after the "
                        f"LM head. Using the padded loss for this run.")
+        return self._padded_losses(batch)
+
+    def _padded_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         return token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+
+    def _packed_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.packed_token_losses(
+            batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
+            encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
 
     def _packed_mismatch(self, batch: Batch) -> str | None:
         """Both losses of `batch` without dropout, gradients or a draw from the run's random streams (the
@@ -238,16 +244,13 @@ class SpeechLMModule(pl.LightningModule):
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 self.net.train(False)
-                sums, counts = self.net.packed_token_losses(
-                    batch.input_ids, batch.attention_mask, batch.labels, batch.features, batch.feature_lengths,
-                    encoder_states=batch.encoder_states, encoder_lengths=batch.encoder_lengths)
-                ref_sums, ref_counts = token_losses(self(batch), batch.labels, self.runtime.chunked_ce)
+                sums, counts = self._packed_losses(batch)
+                ref_sums, ref_counts = self._padded_losses(batch)
         finally:
             self.net.train(was_training)
         precise = self.net.llm.dtype == torch.float32 and not torch.is_autocast_enabled(sums.device.type)
         tolerance = 1e-3 if precise else 3e-2
-        if torch.equal(counts.cpu(), ref_counts.cpu()) and torch.allclose(sums, ref_sums, rtol=tolerance,
-                                                                          atol=tolerance):
+        if torch.equal(counts, ref_counts) and torch.allclose(sums, ref_sums, rtol=tolerance, atol=tolerance):
             return None
         return (f"per-sample sums {sums.tolist()[:4]} vs {ref_sums.tolist()[:4]}, counts {counts.tolist()[:4]} vs "
                 f"{ref_counts.tolist()[:4]}")

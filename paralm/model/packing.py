@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-IGNORE_INDEX = -100
+from paralm.perf.chunked_ce import IGNORE_INDEX
 
 
 @dataclass

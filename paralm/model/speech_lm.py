@@ -192,9 +192,13 @@ class SpeechLM(nn.Module):
         per_token = F.cross_entropy(head(at_answers).float(), targets.target, reduction="none")
         return packing.per_sample(per_token, targets.sample, input_ids.shape[0])
 
+    def base_llm(self) -> nn.Module:
+        """The transformers causal LM, through a peft wrapper if any (LoRA layers stay inside it)."""
+        return self.llm.get_base_model() if isinstance(self.llm, PeftModel) else self.llm
+
     def decoder_and_head(self) -> tuple[nn.Module, nn.Module]:
-        """The LLM's transformer body (hidden states) and its LM head, through a peft wrapper if any."""
-        base = self.llm.get_base_model() if isinstance(self.llm, PeftModel) else self.llm
+        """The LLM's transformer body (hidden states) and its LM head."""
+        base = self.base_llm()
         return base.get_decoder(), base.get_output_embeddings()
 
     @torch.no_grad()
@@ -261,8 +265,7 @@ class SpeechLM(nn.Module):
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in backward for the LLM (and a trained encoder): less memory, more time."""
-        llm = self.llm.get_base_model() if isinstance(self.llm, PeftModel) else self.llm
-        targets = [llm] + ([self.encoder.model] if has_trainable(self.encoder) else [])
+        targets = [self.base_llm()] + ([self.encoder.model] if has_trainable(self.encoder) else [])
         for module in targets:
             if not getattr(module, "supports_gradient_checkpointing", False):
                 continue
