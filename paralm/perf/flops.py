@@ -10,24 +10,29 @@ Two views of the same step:
     padded=True   the shapes the kernels run on (rows padded to the batch maximum): what
                   torch.utils.flop_counter.FlopCounterMode counts (a test holds the two within 5 %)
     padded=False  real lengths only: useful model FLOPs, the numerator of MFU
-Attention counts full S x S scores (no causal halving), as FlopCounterMode does. Recomputation under
+The LM head is priced on every row position in the padded view (the padded loss runs it there) and on
+answer-predicting positions only in the useful view: only their logits reach the loss, and the packed loss
+(`runtime.packed_loss`, paralm/model/packing.py) computes nothing else. Attention counts full S x S scores (no causal halving), as FlopCounterMode does. Recomputation under
 gradient checkpointing is not counted (model FLOPs, not hardware FLOPs).
 
 Shapes read from the batch: features (B, C, T) + feature_lengths (B,), or encoder_lengths (B,) when
-cached encoder states are used (the encoder then costs nothing); attention_mask (B, L).
+cached encoder states are used (the encoder then costs nothing); attention_mask (B, L); labels (B, L),
+-100 off the answers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from paralm.audio import AudioTokenSpec
+from paralm.perf.chunked_ce import IGNORE_INDEX
 from paralm.perf.flop_ops import AttentionOp, MatmulOp, component_ops
 
 COMPONENTS = ("encoder", "projector", "llm")
+HEAD = "answers"  # the position count of the LM head (see the module docstring)
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Positions:
     """How many positions each op family runs over in one step (sums over rows).
 
     Args:
-        counts: "frames", "conv<i>", "tokens", "llm" -> positions.
+        counts: "frames", "conv<i>", "tokens", "llm", "answers" (where the LM head runs) -> positions.
         squares: "frames", "llm" -> sum over sequences of length^2 (attention).
     """
 
@@ -88,8 +93,10 @@ def _encoder_rows(spec: AudioTokenSpec, lengths: list[int], width: int, padded: 
 
 
 def batch_positions(spec: AudioTokenSpec, feature_lengths: list[int], feature_width: int,
-                    encoder_lengths: list[int] | None, attention_mask: torch.Tensor, padded: bool) -> Positions:
-    """Position counts of one step from the batch's lengths (see the module docstring)."""
+                    encoder_lengths: list[int] | None, attention_mask: torch.Tensor, padded: bool,
+                    labels: torch.Tensor | None = None) -> Positions:
+    """Position counts of one step from the batch's lengths (see the module docstring); without labels the
+    LM head counts on every LLM position."""
     pos = Positions()
     if encoder_lengths is None:
         rows = _encoder_rows(spec, feature_lengths, feature_width, padded)
@@ -105,13 +112,15 @@ def batch_positions(spec: AudioTokenSpec, feature_lengths: list[int], feature_wi
     tokens = [-(-f // spec.stack) for f in clip_frames]
     pos.counts["tokens"] = len(tokens) * max(tokens, default=0) if padded else sum(tokens)
     _llm_positions(attention_mask, padded, pos)
+    if labels is not None and not padded:
+        pos.counts[HEAD] = int((labels != IGNORE_INDEX).sum())
     return pos
 
 
 def _llm_positions(attention_mask: torch.Tensor, padded: bool, pos: Positions) -> None:
     rows = attention_mask.sum(dim=1).tolist()
     seq = [attention_mask.shape[1]] * len(rows) if padded else [int(n) for n in rows]
-    pos.counts["llm"] = sum(seq)
+    pos.counts["llm"] = pos.counts[HEAD] = sum(seq)
     pos.squares["llm"] = sum(n * n for n in seq)
 
 
@@ -133,6 +142,8 @@ class FlopModel:
         proj_ops, grad = component_ops(net.projector, "projector", grad, "tokens")
         embed = net.llm.get_input_embeddings().weight.requires_grad
         llm_ops, _ = component_ops(net.llm, "llm", grad or embed, "llm")
+        head = _head_names(net.llm)
+        llm_ops = [replace(op, where=HEAD) if isinstance(op, MatmulOp) and op.name in head else op for op in llm_ops]
         # Cached encoder states: the encoder does not run; a cache is only allowed for a frozen encoder,
         # so no gradient leaves it either way and the projector/LLM ops are unchanged.
         self.ops: dict[str, list[MatmulOp | AttentionOp]] = {
@@ -145,7 +156,7 @@ class FlopModel:
         pos = batch_positions(
             self.spec, [int(n) for n in batch.feature_lengths.tolist()], int(batch.features.shape[-1]),
             [int(n) for n in batch.encoder_lengths.tolist()] if cached else None,
-            batch.attention_mask, padded,
+            batch.attention_mask, padded, batch.labels,
         )
         out = StepFlops()
         for component, ops in self.ops.items():
@@ -169,6 +180,16 @@ class FlopModel:
             else:
                 out.frozen += flops
         out.by_component[component] += flops
+
+
+def _head_names(llm: nn.Module) -> set[str]:
+    """Op names (as component_ops reports them under "llm") of the LLM's output head, LoRA parts included."""
+    head = llm.get_output_embeddings()
+    for rel, module in llm.named_modules():
+        if module is head:
+            name = f"llm.{rel}".removesuffix(".base_layer")  # a LoRA-wrapped head: its adapters run where it runs
+            return {name, *(f"{name}.{part}" for part in ("base_layer", "lora_A", "lora_B"))}
+    return set()
 
 
 def lm_step_flops(llm: nn.Module, attention_mask: torch.Tensor, padded: bool = False, backward: bool = True,

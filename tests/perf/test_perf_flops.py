@@ -9,7 +9,7 @@ from trainkit import tiny_datamodule, tiny_shards
 
 from paralm.lit_module import SpeechLMModule, token_losses
 from paralm.model.builders import tiny_speech_lm_config
-from paralm.perf.flops import FlopModel, lm_step_flops
+from paralm.perf.flops import HEAD, FlopModel, lm_step_flops
 from paralm.perf.peak import lookup_peak, peak_flops
 
 aten = torch.ops.aten
@@ -67,12 +67,33 @@ def test_frozen_encoder_costs_forward_only_and_trained_llm_costs_more(shards):
     assert full.by_component["llm"] > frozen.by_component["llm"]
 
 
-def test_useful_flops_equal_padded_flops_for_a_single_clip(shards):
+def _head_flops(model: FlopModel, positions: int) -> float:
+    """Forward + backward FLOPs of the LM head over `positions` positions."""
+    return sum(op.flops_per_position * positions * (1 + op.backward_factor())
+               for op in model.ops["llm"] if getattr(op, "where", None) == HEAD)
+
+
+def test_useful_flops_equal_padded_flops_for_a_single_clip_but_for_the_head_off_the_answers(shards):
     module, batch = _module_and_batch(shards, batch_size=1)
     model = FlopModel(module.net)
-    assert model.step(batch, padded=False).total == pytest.approx(model.step(batch, padded=True).total)
+    useful, padded = model.step(batch, padded=False).total, model.step(batch, padded=True).total
+    off_answers = int(batch.attention_mask.sum()) - batch.num_answer_tokens()
+    assert off_answers > 0 and _head_flops(model, 1) > 0
+    assert padded - useful == pytest.approx(_head_flops(model, off_answers))
     module4, batch4 = _module_and_batch(shards, batch_size=4)
     assert FlopModel(module4.net).step(batch4).total < FlopModel(module4.net).step(batch4, padded=True).total
+
+
+@pytest.mark.parametrize("llm", ["lora", "full"])
+def test_useful_flops_agree_with_flop_counter_mode_on_the_packed_loss(shards, llm):
+    """The packed loss runs the LM head on answer positions only: what the useful view prices."""
+    module, batch = _module_and_batch(shards, llm, batch_size=1)  # one row: packing moves nothing
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
+        sums, counts = module.net.packed_token_losses(batch.input_ids, batch.attention_mask, batch.labels,
+                                                      batch.features, batch.feature_lengths)
+        (sums.sum() / counts.sum()).backward()
+    useful = FlopModel(module.net).step(batch, padded=False)
+    assert useful.total == pytest.approx(counter.get_total_flops(), rel=1e-6)  # the head off the answers is ~3 %
 
 
 def test_cached_encoder_states_cost_no_encoder_flops(shards):
