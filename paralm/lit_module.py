@@ -26,7 +26,7 @@ from paralm.model.llm import build_tokenizer
 from paralm.model.packing import shares_rows
 from paralm.model.speech_lm import SpeechLM, audio_token_spec_for
 from paralm.optim import OptimConfig, build_optimizer
-from paralm.perf.chunked_ce import chunked_token_losses
+from paralm.perf.chunked_ce import IGNORE_INDEX, chunked_token_losses
 
 # Strategies that shard the LLM's parameters: their wrappers gather weights in the LLM's own forward, which the
 # packed loss bypasses (it calls the decoder and the LM head separately).
@@ -91,13 +91,13 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor, chunk: int = 0) -> 
     chunk > 0: per-row chunks of `chunk` positions, recomputed in backward, chunks without answer tokens
     skipped (paralm/perf/chunked_ce.py): the same values with a fraction of the memory."""
     shift_labels = labels[:, 1:]
-    mask = shift_labels != -100
+    mask = shift_labels != IGNORE_INDEX
     if chunk:
         per_token = chunked_token_losses(logits, labels, chunk)
     else:
         shift_logits = logits[:, :-1].float()
         flat_logits = shift_logits.reshape(-1, shift_logits.shape[-1])
-        per_token = F.cross_entropy(flat_logits, shift_labels.reshape(-1), ignore_index=-100, reduction="none")
+        per_token = F.cross_entropy(flat_logits, shift_labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none")
     per_token = per_token.view_as(shift_labels) * mask
     return per_token.sum(dim=1), mask.sum(dim=1)
 

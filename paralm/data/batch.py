@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import torch
 
+from paralm.perf.chunked_ce import IGNORE_INDEX
+
 
 @dataclass
 class Batch:
@@ -64,7 +66,7 @@ class Batch:
         return replace(self, **out)
 
     def num_answer_tokens(self) -> int:
-        return int((self.labels != -100).sum())
+        return int((self.labels != IGNORE_INDEX).sum())
 
 
 SHARED_MEMORY_MIN_BYTES = 1 << 20

@@ -26,11 +26,10 @@ from torch.nn.utils.rnn import pad_sequence
 from paralm.audio import AudioTokenSpec, log_mel, num_feature_frames
 from paralm.data.batch import Batch
 from paralm.data.prompts import PromptConfig, build_messages, lookup_metadata, render_prompt, warn_if_oracle
+from paralm.perf.chunked_ce import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from paralm.data.reader import LoadedSample
-
-IGNORE_INDEX = -100
 
 
 @dataclass

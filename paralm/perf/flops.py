@@ -12,12 +12,13 @@ Two views of the same step:
     padded=False  real lengths only: useful model FLOPs, the numerator of MFU
 The LM head is priced on every row position in the padded view (the padded loss runs it there) and on
 answer-predicting positions only in the useful view: only their logits reach the loss, and the packed loss
-(`runtime.packed_loss`, paralm/model/packing.py) computes nothing else. Attention counts full S x S scores (no causal halving), as FlopCounterMode does. Recomputation under
-gradient checkpointing is not counted (model FLOPs, not hardware FLOPs).
+(`runtime.packed_loss`, paralm/model/packing.py) computes nothing else. Attention counts full S x S scores
+(no causal halving), as FlopCounterMode does. Recomputation under gradient checkpointing is not counted
+(model FLOPs, not hardware FLOPs).
 
 Shapes read from the batch: features (B, C, T) + feature_lengths (B,), or encoder_lengths (B,) when
-cached encoder states are used (the encoder then costs nothing); attention_mask (B, L); labels (B, L),
--100 off the answers.
+cached encoder states are used (the encoder then costs nothing); attention_mask (B, L); the answer-token
+count (`Batch.num_answer_tokens`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import torch
 from torch import nn
 
 from paralm.audio import AudioTokenSpec
-from paralm.perf.chunked_ce import IGNORE_INDEX
 from paralm.perf.flop_ops import AttentionOp, MatmulOp, component_ops
 
 COMPONENTS = ("encoder", "projector", "llm")
@@ -94,9 +94,9 @@ def _encoder_rows(spec: AudioTokenSpec, lengths: list[int], width: int, padded: 
 
 def batch_positions(spec: AudioTokenSpec, feature_lengths: list[int], feature_width: int,
                     encoder_lengths: list[int] | None, attention_mask: torch.Tensor, padded: bool,
-                    labels: torch.Tensor | None = None) -> Positions:
-    """Position counts of one step from the batch's lengths (see the module docstring); without labels the
-    LM head counts on every LLM position."""
+                    answers: int | None = None) -> Positions:
+    """Position counts of one step from the batch's lengths (see the module docstring); without the answer
+    count the LM head counts on every LLM position."""
     pos = Positions()
     if encoder_lengths is None:
         rows = _encoder_rows(spec, feature_lengths, feature_width, padded)
@@ -112,8 +112,8 @@ def batch_positions(spec: AudioTokenSpec, feature_lengths: list[int], feature_wi
     tokens = [-(-f // spec.stack) for f in clip_frames]
     pos.counts["tokens"] = len(tokens) * max(tokens, default=0) if padded else sum(tokens)
     _llm_positions(attention_mask, padded, pos)
-    if labels is not None and not padded:
-        pos.counts[HEAD] = int((labels != IGNORE_INDEX).sum())
+    if answers is not None and not padded:
+        pos.counts[HEAD] = answers
     return pos
 
 
@@ -156,7 +156,7 @@ class FlopModel:
         pos = batch_positions(
             self.spec, [int(n) for n in batch.feature_lengths.tolist()], int(batch.features.shape[-1]),
             [int(n) for n in batch.encoder_lengths.tolist()] if cached else None,
-            batch.attention_mask, padded, batch.labels,
+            batch.attention_mask, padded, batch.num_answer_tokens(),
         )
         out = StepFlops()
         for component, ops in self.ops.items():
